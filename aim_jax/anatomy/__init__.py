@@ -1,0 +1,1 @@
+"""Anatomy under the skin: sparse constraints from fitted bones."""

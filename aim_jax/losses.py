@@ -1,0 +1,89 @@
+"""The terms of L_Model (DESIGN.md section 5) as pure functions of model outputs and targets.
+
+Every term returns a scalar. Lengths are millimetres, so reconstruction and anatomy terms are in
+mm^2; normals enter as (1 - cos). Each term is weighted and switched in the learning config
+(supplementary Table 3 removes them one at a time).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def _masked_mean(values: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  mask = mask.astype(values.dtype)
+  return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def reconstruction(predicted: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
+  """L_R: mean squared distance (mm^2) over all shapes and points.
+
+  Args:
+    predicted, target: (S, N, 3) mm.
+  """
+  return jnp.mean(jnp.sum((predicted - target) ** 2, axis=-1))
+
+
+def bone_points(bone: jnp.ndarray, bone_target: jnp.ndarray) -> jnp.ndarray:
+  """L_A, bone part: mean squared distance (mm^2) to the sparse bone points. (M, 3) each."""
+  return jnp.mean(jnp.sum((bone - bone_target) ** 2, axis=-1))
+
+
+def bone_normals(normal: jnp.ndarray, normal_target: jnp.ndarray) -> jnp.ndarray:
+  """L_A, normal part: mean (1 - cos) to the sparse bone normals. (M, 3) unit vectors each."""
+  return jnp.mean(1.0 - jnp.sum(normal * normal_target, axis=-1))
+
+
+def thickness_match(thickness: jnp.ndarray, thickness_target: jnp.ndarray) -> jnp.ndarray:
+  """L_D, data part: (d - d*)^2 (mm^2) at the constraint points. (M,), (M,) -> scalar."""
+  return jnp.mean((thickness - thickness_target) ** 2)
+
+
+def thickness_small(thickness: jnp.ndarray) -> jnp.ndarray:
+  """L_D, prior part: mean d^2 (mm^2), keeping unconstrained tissue thin. (N,) -> scalar."""
+  return jnp.mean(thickness ** 2)
+
+
+def skinning_prior(skinning: jnp.ndarray, bone_id: jnp.ndarray) -> jnp.ndarray:
+  """L_K, data part: k = 0 where the constraint ray hit the cranium (id 0), 1 on the mandible.
+
+  Args:
+    skinning: (M,) predicted k at the constraint points.
+    bone_id: (M,) int, 0 cranium, 1 mandible.
+  """
+  return jnp.mean((skinning - bone_id.astype(skinning.dtype)) ** 2)
+
+
+def skinning_smoothness(skinning: jnp.ndarray, skinning_nearby: jnp.ndarray) -> jnp.ndarray:
+  """L_K, smoothness part: squared difference of k between points and jittered copies. (N,)."""
+  return jnp.mean((skinning - skinning_nearby) ** 2)
+
+
+def reflect(points: jnp.ndarray, plane: jnp.ndarray) -> jnp.ndarray:
+  """Mirrors (N, 3) points across the plane (n, o): n . x = o."""
+  distance = points @ plane[:3] - plane[3]
+  return points - 2.0 * distance[:, None] * plane[:3]
+
+
+def reflect_direction(vectors: jnp.ndarray, plane: jnp.ndarray) -> jnp.ndarray:
+  return vectors - 2.0 * (vectors @ plane[:3])[:, None] * plane[:3]
+
+
+def symmetry(fields: dict, mirrored_fields: dict, plane: jnp.ndarray,
+             valid: jnp.ndarray) -> jnp.ndarray:
+  """L_Sym: the anatomy at a point's mirror partner is the mirror image of the anatomy there.
+
+  B(mirror(c)) = mirror(B(c)), N likewise as a direction, D and K equal.
+
+  Args:
+    fields: 'bone' (N,3), 'normal' (N,3), 'thickness' (N,), 'skinning' (N,) at points c.
+    mirrored_fields: the same at the points' mirror partners.
+    plane: (4,) mirror plane.
+    valid: (N,) bool, points that have a partner.
+  """
+  bone = jnp.sum((reflect(fields['bone'], plane) - mirrored_fields['bone']) ** 2, axis=-1)
+  normal = 1.0 - jnp.sum(reflect_direction(fields['normal'], plane) * mirrored_fields['normal'],
+                         axis=-1)
+  thickness = (fields['thickness'] - mirrored_fields['thickness']) ** 2
+  skinning = (fields['skinning'] - mirrored_fields['skinning']) ** 2
+  return _masked_mean(bone + normal + thickness + skinning, valid)

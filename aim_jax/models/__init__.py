@@ -1,0 +1,1 @@
+"""AIM networks: SIREN MLPs and the AIM ensemble."""

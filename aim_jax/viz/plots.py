@@ -1,0 +1,196 @@
+"""Headless line and bar plots: loss curves, per-frame errors, ablation tables (PNG).
+
+Figures are pyplot-free `matplotlib.figure.Figure`s (Agg canvas), cleared after saving.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Sequence, Tuple
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+import numpy as np
+
+DPI = 100
+
+
+def _new_figure(size_px: Tuple[int, int]) -> Figure:
+  width, height = size_px
+  fig = Figure(figsize=((width + 0.01) / DPI, (height + 0.01) / DPI), dpi=DPI,
+               facecolor='white')
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def _save(fig: Figure, path: str) -> str:
+  os.makedirs(os.path.dirname(os.path.abspath(str(path))), exist_ok=True)
+  fig.savefig(str(path), dpi=DPI, facecolor='white')
+  fig.clear()
+  return str(path)
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+  """Trailing moving average ignoring NaN; the first entries average what exists so far.
+
+  Args:
+    values: (N,).
+    window: number of samples (1 = unchanged).
+  Returns:
+    (N,) float64; NaN where the window holds no finite value.
+  """
+  values = np.asarray(values, np.float64)
+  if window <= 1 or len(values) == 0:
+    return values
+  finite = np.isfinite(values)
+  csum = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
+  ccount = np.concatenate([[0], np.cumsum(finite)])
+  hi = np.arange(1, len(values) + 1)
+  lo = np.maximum(hi - window, 0)
+  count = ccount[hi] - ccount[lo]
+  with np.errstate(invalid='ignore', divide='ignore'):
+    return np.where(count > 0, (csum[hi] - csum[lo]) / np.maximum(count, 1), np.nan)
+
+
+def plot_loss_curves(path: str, steps: np.ndarray, curves: Dict[str, np.ndarray],
+                     title: Optional[str] = None, smooth: int = 1,
+                     size_px: Tuple[int, int] = (800, 500)) -> str:
+  """Writes a PNG with one line per loss term against the training step, log-scale y.
+
+  Args:
+    path: output .png (parent folders are created).
+    steps: (N,) training steps.
+    curves: name -> (N,) values (mm, mm^2 or unitless). Values <= 0 or non-finite are not
+      drawn (log scale).
+    title: plot title.
+    smooth: moving-average window in samples; above 1 the raw curve is drawn faintly behind
+      the smoothed one.
+    size_px: (width, height) in pixels.
+  Returns:
+    `path`.
+  """
+  steps = np.asarray(steps, np.float64).reshape(-1)
+  fig = _new_figure(size_px)
+  ax = fig.add_subplot(1, 1, 1)
+  drawn = False
+  for name, values in curves.items():
+    values = np.asarray(values, np.float64).reshape(-1)
+    if len(values) != len(steps):
+      raise ValueError(f'curve {name!r} has {len(values)} values for {len(steps)} steps')
+    positive = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+    if smooth > 1:
+      (line,) = ax.plot(steps, positive, lw=0.8, alpha=0.25)
+      ax.plot(steps, moving_average(positive, smooth), lw=1.5, color=line.get_color(),
+              label=name)
+    else:
+      ax.plot(steps, positive, lw=1.5, label=name)
+    drawn |= bool(np.isfinite(positive).any())
+  if drawn:
+    ax.set_yscale('log')
+  ax.set_xlabel('step')
+  ax.set_ylabel('loss')
+  ax.grid(True, which='major', alpha=0.4)
+  ax.grid(True, which='minor', alpha=0.12)
+  if curves:
+    ax.legend(fontsize=8, loc='best')
+  if title:
+    ax.set_title(title)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def plot_per_frame_error(path: str, errors: Dict[str, np.ndarray], title: Optional[str] = None,
+                         ylabel: str = 'error (mm)', xlabel: str = 'frame',
+                         size_px: Tuple[int, int] = (800, 400)) -> str:
+  """Writes a PNG with one error line per method over the frames of a sequence.
+
+  Args:
+    path: output .png (parent folders are created).
+    errors: method -> (T,) per-frame error in mm (methods may have different lengths); the
+      legend shows each method's mean.
+    title: plot title.
+    ylabel, xlabel: axis labels.
+    size_px: (width, height) in pixels.
+  Returns:
+    `path`.
+  """
+  fig = _new_figure(size_px)
+  ax = fig.add_subplot(1, 1, 1)
+  for name, values in errors.items():
+    values = np.asarray(values, np.float64).reshape(-1)
+    mean = np.nanmean(values) if np.isfinite(values).any() else np.nan
+    ax.plot(np.arange(len(values)), values, lw=1.3, label=f'{name} (mean {mean:.3g})')
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_ylim(bottom=0)
+  ax.grid(True, alpha=0.4)
+  if errors:
+    ax.legend(fontsize=8, loc='best')
+  if title:
+    ax.set_title(title)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def plot_bars(path: str, labels: Sequence[str], values: Sequence[float],
+              errors: Optional[Sequence[float]] = None,
+              reference: Optional[Sequence[float]] = None, ylabel: str = '',
+              title: Optional[str] = None, reference_label: str = 'reference',
+              size_px: Optional[Tuple[int, int]] = None) -> str:
+  """Writes a bar chart PNG for an ablation table: one bar per row, values printed on top.
+
+  Args:
+    path: output .png (parent folders are created).
+    labels: (K,) bar names.
+    values: (K,) bar heights (e.g. mean error in mm).
+    errors: (K,) error-bar half lengths (e.g. standard deviations), or None.
+    reference: (K,) reference values (e.g. the paper's numbers) drawn as markers; NaN entries
+      are skipped. None for no markers.
+    ylabel: y-axis label, e.g. 'mean error (mm)'.
+    title: plot title.
+    reference_label: legend text for the markers.
+    size_px: (width, height) in pixels; default grows with the number of bars.
+  Returns:
+    `path`.
+  """
+  labels = [str(s) for s in labels]
+  values = np.asarray(values, np.float64).reshape(-1)
+  if len(values) != len(labels):
+    raise ValueError(f'{len(values)} values for {len(labels)} labels')
+  size_px = size_px or (max(480, 90 * len(labels) + 160), 440)
+  fig = _new_figure(size_px)
+  ax = fig.add_subplot(1, 1, 1)
+  x = np.arange(len(labels))
+  yerr = None if errors is None else np.asarray(errors, np.float64).reshape(-1)
+  bars = ax.bar(x, values, yerr=yerr, capsize=4, color='tab:blue', alpha=0.85,
+                error_kw={'elinewidth': 1.0, 'ecolor': 'black'})
+  del bars
+  # Value labels just beyond the bar end or its error bar.
+  spread = np.nan_to_num(np.abs(yerr)) if yerr is not None else np.zeros_like(values)
+  end = np.where(values >= 0, values + spread, values - spread)
+  finite_end = np.abs(end[np.isfinite(end)])
+  offset = 0.015 * (float(finite_end.max()) if finite_end.size else 1.0)
+  for xi, value, ei in zip(x, values, end):
+    if np.isfinite(value):
+      ax.text(xi, ei + offset if value >= 0 else ei - offset, f'{value:.3g}', ha='center',
+              va='bottom' if value >= 0 else 'top', fontsize=8)
+  ax.margins(y=0.1)
+  if reference is not None:
+    ref = np.asarray(reference, np.float64).reshape(-1)
+    ok = np.isfinite(ref)
+    ax.plot(x[ok], ref[ok], linestyle='none', marker='D', markersize=7, color='tab:red',
+            markeredgecolor='black', label=reference_label, zorder=5)
+    ax.legend(fontsize=8, loc='best')
+  ax.set_xticks(x)
+  long_labels = max((len(s) for s in labels), default=0) > 10
+  ax.set_xticklabels(labels, rotation=30 if long_labels else 0,
+                     ha='right' if long_labels else 'center', fontsize=9)
+  ax.set_ylabel(ylabel)
+  if not (values < 0).any():
+    ax.set_ylim(bottom=0)
+  ax.grid(True, axis='y', alpha=0.4)
+  ax.set_axisbelow(True)
+  if title:
+    ax.set_title(title)
+  fig.tight_layout()
+  return _save(fig, path)

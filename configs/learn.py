@@ -1,0 +1,74 @@
+"""Paper-sized model learning (supplementary Fig. 11; DESIGN.md sections 4-5).
+
+Hidden 256, 1e4 Adam steps at 2e-3, all of L_Model. Sized for a GPU (the paper: ~10 min on one
+RTX 3090 for ~40k vertices); runs on a CPU too, slowly. Every field can be overridden on the
+command line, e.g. `--config.train.num_steps=2000 --config.loss.use.anatomy=False`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  # The synthetic actor (used when --actor=synthetic).
+  config.actor = ml_collections.ConfigDict()
+  config.actor.resolution = 128  # ~15k skin vertices; 200 gives ~40k.
+  config.actor.seed = 0
+
+  # Sparse anatomical constraints (supplementary A.1).
+  config.constraints = ml_collections.ConfigDict()
+  config.constraints.max_depth_mm = 40.0
+  config.constraints.min_facing = 0.0
+
+  config.model = ml_collections.ConfigDict()
+  config.model.hidden = 256
+  config.model.depth = 3
+  config.model.activation = 'sine'  # 'sine' | 'relu' | 'gelu' (Table 2).
+  config.model.w0 = 30.0
+  config.model.sine = 'poly'  # 'poly' (fast range-reduced polynomial) | 'xla' (jnp.sin).
+  config.model.expression_hidden = 0  # 0: same as hidden.
+  config.model.bone_scale = 10.0  # mm per unit of raw bone offset.
+  config.model.thickness_scale = 10.0  # mm per unit of softplus output.
+  config.model.delta_scale = 10.0  # mm per unit of raw expression delta.
+  config.model.layout = 'loop'  # 'loop' | 'stacked' (benchmarks/learn_step.py compares them).
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.weights = ml_collections.ConfigDict()
+  config.loss.weights.reconstruction = 1.0
+  config.loss.weights.anatomy = 1.0  # Bone points (mm^2).
+  config.loss.weights.anatomy_normal = 1.0  # Bone normals (1 - cos).
+  config.loss.weights.thickness = 1.0  # Thickness at constraints (mm^2).
+  config.loss.weights.thickness_small = 7.5e-4  # Small-thickness prior where unconstrained.
+  config.loss.weights.skinning = 1e2  # k = 0 on cranium hits, 1 on mandible hits.
+  config.loss.weights.skinning_smooth = 1.0
+  config.loss.weights.symmetry = 1e-4
+  # Table 3 switches: L_A (anatomy + normals), L_D (thickness + small prior), L_K, L_Sym.
+  config.loss.use = ml_collections.ConfigDict()
+  config.loss.use.anatomy = True
+  config.loss.use.thickness = True
+  config.loss.use.skinning = True
+  config.loss.use.symmetry = True
+  config.loss.skinning_jitter_mm = 2.0
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_steps = 10_000
+  config.train.learning_rate = 2e-3
+  config.train.jaw_rotation_lr = 2e-3
+  config.train.jaw_translation_lr = 2e-2  # mm.
+  config.train.warmup_steps = 100
+  config.train.final_lr_fraction = 0.02
+  config.train.batch_size = 16384  # Query points per step; 0 = every vertex.
+  config.train.constraint_batch = 4096  # 0 = every constraint.
+  config.train.symmetry_batch = 2048  # Points of the batch used by L_Sym and L_K smoothness.
+  config.train.log_every = 100
+  config.train.eval_every = 1000
+  config.train.checkpoint_every = 1000
+  config.train.max_checkpoints = 3
+
+  config.output = ml_collections.ConfigDict()
+  config.output.mesh_format = 'ply'  # 'ply' | 'obj'.
+  config.output.render = True
+  config.output.shapes_to_render = 4  # Reconstructed shapes rendered next to their targets.
+  return config

@@ -1,0 +1,38 @@
+r"""Learns an actor's AIM model (supplementary Fig. 11) and evaluates it.
+
+  python experiments/learn_model.py --config=configs/learn_demo.py --workdir=runs/demo
+  python experiments/learn_model.py --config=configs/learn.py --actor=path/to/actor \
+      --workdir=runs/actor --config.train.num_steps=20000
+
+A rerun with the same workdir resumes from its last checkpoint.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from aim_jax import pipeline
+from aim_jax.data import ActorError, load_actor_source
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/learn_demo.py',
+                                          'Learning configuration file.', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints and outputs go.',
+                               required=True)
+_ACTOR = flags.DEFINE_string('actor', 'synthetic', '"synthetic" or an actor folder.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  config = _CONFIG.value
+  try:
+    actor = load_actor_source(_ACTOR.value, config)
+  except ActorError as err:
+    raise SystemExit(f'error: {err}') from None
+  pipeline.learn_and_evaluate(config, actor, _WORKDIR.value, log=logging.info)
+
+
+if __name__ == '__main__':
+  logging.set_verbosity(logging.INFO)
+  app.run(main)
