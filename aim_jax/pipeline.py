@@ -33,7 +33,8 @@ def constraints_for(actor: Actor, config: ml_collections.ConfigDict, workdir: st
   start = time.perf_counter()
   constraints = constraints_lib.compute_constraints(
       actor, max_depth_mm=config.constraints.max_depth_mm,
-      min_facing=config.constraints.min_facing)
+      min_facing=config.constraints.min_facing,
+      source_fraction=config.constraints.source_fraction, seed=config.seed)
   if log:
     log(f'sparse anatomical constraints: {constraints.count} points on '
         f'{100 * constraints.fraction:.1f}% of {actor.num_vertices} vertices '

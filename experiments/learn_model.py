@@ -30,9 +30,10 @@ def main(argv):
     actor = load_actor_source(_ACTOR.value, config)
   except ActorError as err:
     raise SystemExit(f'error: {err}') from None
-  pipeline.learn_and_evaluate(config, actor, _WORKDIR.value, log=logging.info)
+  pipeline.learn_and_evaluate(config, actor, _WORKDIR.value,
+                              log=lambda line: print(line, flush=True))
 
 
 if __name__ == '__main__':
-  logging.set_verbosity(logging.INFO)
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO.
   app.run(main)
