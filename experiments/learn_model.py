@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from aim_jax import learning
 from aim_jax import pipeline
 from aim_jax.data import ActorError, load_actor_source
 
@@ -30,8 +31,11 @@ def main(argv):
     actor = load_actor_source(_ACTOR.value, config)
   except ActorError as err:
     raise SystemExit(f'error: {err}') from None
-  pipeline.learn_and_evaluate(config, actor, _WORKDIR.value,
-                              log=lambda line: print(line, flush=True))
+  try:
+    pipeline.learn_and_evaluate(config, actor, _WORKDIR.value,
+                                log=lambda line: print(line, flush=True))
+  except learning.StopRequested as stop:
+    raise SystemExit(str(stop)) from None
 
 
 if __name__ == '__main__':

@@ -1,0 +1,76 @@
+"""End to end: a small learning run reduces the error; a resumed run equals an uninterrupted one."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from aim_jax import learning
+from aim_jax import pipeline
+from aim_jax.anatomy import constraints as constraints_lib
+from aim_jax.data import synthetic
+from configs import learn_test
+
+
+@pytest.fixture(scope='module')
+def actor_and_constraints():
+  actor = synthetic.make_synthetic_actor(resolution=24)
+  return actor, constraints_lib.compute_constraints(actor, source_fraction=0.3)
+
+
+def test_learning_reduces_error_and_writes_outputs(tmp_path, actor_and_constraints):
+  actor, _ = actor_and_constraints
+  config = learn_test.get_config()
+  config.train.num_steps = 150
+  config.output.render = True
+  config.output.shapes_to_render = 2
+  summary = pipeline.learn_and_evaluate(config, actor, str(tmp_path), log=None)
+  assert summary['reconstruction_mm']['mean'] < 2.5
+  spec = learning.model_spec(config, actor)
+  untrained = learning.create_state(config, spec, learning.make_optimizer(config)).params
+  initial = learning.reconstruction_error_mm(untrained, spec, actor).mean()
+  assert summary['reconstruction_mm']['mean'] < 0.5 * initial
+  for subset in ('constrained', 'unconstrained'):
+    assert np.isfinite(summary['anatomy']['bone_mm'][subset]['mean'])
+  written = json.loads((tmp_path / 'summary.json').read_text())
+  assert written['reconstruction_mm']['mean'] == pytest.approx(summary['reconstruction_mm']['mean'])
+  for name in ('loss_curves.png', 'renders/anatomy.png', 'renders/error.png', 'renders/shapes.png',
+               'meshes/anatomy.ply', 'meshes/neutral_thickness.ply',
+               f'meshes/reconstructed/{actor.shape_names[-1]}.ply'):
+    assert (tmp_path / name).exists(), name
+  params, _, info = learning.load_model(str(tmp_path))
+  assert info['actor']['num_vertices'] == actor.num_vertices
+  np.testing.assert_allclose(params['jaw']['rot6d'], jax.device_get(params['jaw']['rot6d']))
+
+
+def test_resume_matches_uninterrupted(tmp_path, actor_and_constraints):
+  actor, constraints = actor_and_constraints
+  config = learn_test.get_config()
+  config.train.num_steps = 40
+  straight, _, _ = learning.train(config, actor, constraints, str(tmp_path / 'a'), log=None)
+  learning.train(config, actor, constraints, str(tmp_path / 'b'), log=None, stop_after=20)
+  resumed, _, _ = learning.train(config, actor, constraints, str(tmp_path / 'b'), log=None)
+  for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  steps = [json.loads(l)['step'] for l in (tmp_path / 'b' / 'metrics.jsonl').read_text().split()]
+  assert steps == sorted(set(steps)) and steps[-1] == 40
+
+
+def test_switching_a_term_off_removes_it(actor_and_constraints):
+  config = learn_test.get_config()
+  config.loss.use.anatomy = False
+  weights = learning.loss_weights(config)
+  assert weights['anatomy'] == 0 and weights['anatomy_normal'] == 0 and weights['symmetry'] > 0
+
+
+def test_no_constraints_is_a_clear_error(actor_and_constraints):
+  actor, constraints = actor_and_constraints
+  empty = constraints_lib.SparseConstraints(
+      points=constraints.points[:0], face=constraints.face[:0],
+      barycentric=constraints.barycentric[:0], bone_point=constraints.bone_point[:0],
+      thickness=constraints.thickness[:0], bone_normal=constraints.bone_normal[:0],
+      bone_id=constraints.bone_id[:0], vertex=constraints.vertex[:0],
+      num_vertices=constraints.num_vertices)
+  with pytest.raises(ValueError, match='no sparse anatomical constraint'):
+    learning.make_learning_data(actor, empty)

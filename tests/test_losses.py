@@ -1,0 +1,69 @@
+"""Each L_Model term on known answers."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aim_jax import losses
+
+PLANE = jnp.array([1.0, 0.0, 0.0, 0.0])
+
+
+def test_reconstruction_known_value():
+  target = jnp.zeros((2, 4, 3))
+  predicted = target.at[:, :, 0].set(2.0)
+  assert float(losses.reconstruction(predicted, target)) == pytest.approx(4.0)
+  assert float(losses.reconstruction(target, target)) == 0.0
+
+
+def test_bone_points_and_normals():
+  bone = jnp.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+  assert float(losses.bone_points(bone, bone + jnp.array([0.0, 3.0, 4.0]))) == pytest.approx(25.0)
+  n = jnp.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+  assert float(losses.bone_normals(n, n)) == pytest.approx(0.0)
+  assert float(losses.bone_normals(n, -n)) == pytest.approx(2.0)
+  assert float(losses.bone_normals(n, n[::-1])) == pytest.approx(1.0)
+
+
+def test_thickness_terms():
+  d = jnp.array([1.0, 2.0, 3.0])
+  assert float(losses.thickness_match(d, d)) == 0.0
+  assert float(losses.thickness_match(d, d + 2.0)) == pytest.approx(4.0)
+  assert float(losses.thickness_small(d)) == pytest.approx((1 + 4 + 9) / 3)
+
+
+def test_skinning_terms():
+  assert float(losses.skinning_prior(jnp.array([0.0, 1.0]), jnp.array([0, 1]))) == 0.0
+  assert float(losses.skinning_prior(jnp.array([1.0, 0.0]), jnp.array([0, 1]))) == 1.0
+  k = jnp.array([0.2, 0.4])
+  assert float(losses.skinning_smoothness(k, k)) == 0.0
+  assert float(losses.skinning_smoothness(k, k + 0.1)) == pytest.approx(0.01)
+
+
+def _fields(rng, n):
+  normal = rng.normal(size=(n, 3))
+  return {'bone': jnp.asarray(rng.normal(size=(n, 3)) * 30),
+          'normal': jnp.asarray(normal / np.linalg.norm(normal, axis=-1, keepdims=True)),
+          'thickness': jnp.asarray(rng.uniform(3, 20, n)),
+          'skinning': jnp.asarray(rng.uniform(0, 1, n))}
+
+
+def test_symmetry_zero_for_mirror_images_positive_otherwise():
+  rng = np.random.default_rng(0)
+  fields = _fields(rng, 10)
+  mirrored = {'bone': losses.reflect(fields['bone'], PLANE),
+              'normal': losses.reflect_direction(fields['normal'], PLANE),
+              'thickness': fields['thickness'], 'skinning': fields['skinning']}
+  valid = jnp.ones(10, bool)
+  assert float(losses.symmetry(fields, mirrored, PLANE, valid)) == pytest.approx(0.0, abs=1e-5)
+  assert float(losses.symmetry(fields, fields, PLANE, valid)) > 1.0
+  # Points without a partner do not count.
+  assert float(losses.symmetry(fields, fields, PLANE, jnp.zeros(10, bool))) == 0.0
+
+
+def test_reflect_is_an_involution_about_an_offset_plane():
+  plane = jnp.array([0.6, 0.8, 0.0, 5.0])
+  p = jnp.asarray(np.random.default_rng(1).normal(size=(6, 3)))
+  np.testing.assert_allclose(losses.reflect(losses.reflect(p, plane), plane), p, atol=1e-5)
+  on_plane = jnp.array([[3.0, 4.0, 7.0]]) * 5.0 / 5.0  # 0.6*3 + 0.8*4 = 5.
+  np.testing.assert_allclose(losses.reflect(on_plane, plane), on_plane, atol=1e-5)
