@@ -53,7 +53,7 @@ def test_resume_matches_uninterrupted(tmp_path, actor_and_constraints):
   resumed, _, _ = learning.train(config, actor, constraints, str(tmp_path / 'b'), log=None)
   for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  steps = [json.loads(l)['step'] for l in (tmp_path / 'b' / 'metrics.jsonl').read_text().split()]
+  steps = [json.loads(l)['step'] for l in (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()]
   assert steps == sorted(set(steps)) and steps[-1] == 40
 
 
