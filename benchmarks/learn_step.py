@@ -62,7 +62,7 @@ def _jax_stepper(config, actor, constraints):
 
 
 def _torch_stepper(config, actor, constraints):
-  from benchmarks import torch_reference
+  import torch_reference  # Beside this file (benchmarks/ is on sys.path when run as a script).
   return torch_reference.make_stepper(config, actor, constraints)
 
 
