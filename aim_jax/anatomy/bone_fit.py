@@ -15,7 +15,7 @@ actor's neutral skin in two steps.
    it.
 
 Depth at a skin point p with outward unit normal n (`skin_depths`): the distance along -n to the
-first bone surface facing the skin; negative (minus the distance along +n to where the bone is
+first bone surface (either side: template bones have holes); negative (minus the distance along +n to where the bone is
 left) when p lies inside a bone, i.e. the bone pokes out through the skin; NaN when no bone is
 found within `max_distance_mm`. Millimetres throughout. numpy / scipy / trimesh only.
 """
@@ -63,6 +63,9 @@ class WarpSettings:
     iterations: re-measure-and-solve rounds.
     depth_weight, margin_weight, anchor_weight: weights of the three kinds of constraint rows.
     max_step_mm: per-round cap on each row's requested displacement.
+    max_depth_correction_mm: landmarks whose depth is off by more than this are not pulled (their
+      ray likely passes through a hole or a thin plate of the template to a deeper structure,
+      which the warp must not drag to the skin); they are still reported.
     max_distance_mm: rays look for bone this far (inward) from the skin.
     max_outside_mm: and this far outward (the bone poking out through the skin).
     max_check_points: at most this many checked skin points per round (seeded subset).
@@ -73,13 +76,14 @@ class WarpSettings:
   sigma_mm: float = 20.0
   num_centers: int = 400
   ridge: float = 1e-4
-  iterations: int = 10
+  iterations: int = 12
   depth_weight: float = 1.0
   margin_weight: float = 1.0
-  anchor_weight: float = 3.0
-  max_step_mm: float = 10.0
+  anchor_weight: float = 10.0
+  max_step_mm: float = 5.0
+  max_depth_correction_mm: float = 15.0
   max_distance_mm: float = 60.0
-  max_outside_mm: float = 30.0
+  max_outside_mm: float = 15.0
   max_check_points: int = 4000
   seed: int = 0
 
@@ -168,7 +172,7 @@ def skin_depths(bone: trimesh.Trimesh, points: np.ndarray, normals: np.ndarray,
   depth = np.full(len(points), np.nan)
   hit, distance, facing = _first_hit(bone, points + offset_mm * normals, -normals)
   distance -= offset_mm
-  inward = hit & (facing < 0) & (distance <= max_distance_mm)
+  inward = hit & (distance <= max_distance_mm)
   depth[inward] = distance[inward]
   # Inside a bone: going outward, the first surface is one where the ray leaves the bone.
   hit, distance, facing = _first_hit(bone, points - offset_mm * normals, normals)
@@ -258,11 +262,15 @@ class WarpResult:
 
   Attributes:
     vertices: (N, 3) mm warped vertices (all bones, in the order given).
-    history: one dict per round: landmark RMS error (mm), worst violation of the margin (mm),
-      number of active margin rows.
+    history: one dict per round (the state before that round's solve): landmark RMS error
+      (mm), worst violation of the margin (mm), number of margin violations, anchor error, score.
+    best_round: the round whose state `vertices` is (the lowest score: margin violations in %
+      of the checked points plus the pulled landmarks' RMS depth error in mm; the rounds need not improve
+      monotonically because rays may jump between surfaces of a holey template).
   """
   vertices: np.ndarray
   history: list
+  best_round: int = -1
 
 
 def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: np.ndarray,
@@ -303,6 +311,7 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
   active = np.zeros(checked.size, bool)
   goal = settings.margin_mm + settings.slack_mm
   history = []
+  best = None
   for _ in range(settings.iterations + 1):
     bone = _mesh(vertices, faces)
     rows = []  # (points, directions, values, weights)
@@ -313,6 +322,9 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
       ok = np.isfinite(depth)
       error = depth[ok] - targets.depths[ok]
       record['landmark_rms_mm'] = float(np.sqrt(np.mean(error ** 2))) if ok.any() else None
+      ok &= np.abs(depth - targets.depths) <= settings.max_depth_correction_mm
+      error = depth[ok] - targets.depths[ok]
+      record['pulled_rms_mm'] = float(np.sqrt(np.mean(error ** 2))) if ok.any() else None
       rows.append((targets.points[ok] - depth[ok, None] * targets.normals[ok],
                    targets.normals[ok], error, settings.depth_weight * targets.weights[ok]))
     depth = skin_depths(bone, skin_vertices[checked], skin_normals[checked],
@@ -336,6 +348,13 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
         rows.append((vertices[anchor_index], direction, offset[:, axis],
                      np.full(anchor_index.size, settings.anchor_weight)))
     history.append(record)
+    # Keep the best round: margin violations (in % of the checked points) plus the RMS depth
+    # error of the landmarks being pulled.
+    score = 100.0 * record['violations'] / max(1, checked.size) + (
+        record.get('pulled_rms_mm') or 0.0)
+    record['score'] = score
+    if best is None or score < best[0]:
+      best = (score, vertices, len(history) - 1)
     if len(history) > settings.iterations:
       break
     points, directions, values, weights = (np.concatenate(parts) for parts in zip(*rows))
@@ -343,7 +362,7 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
     warp = solve_warp(vertices[center_index], settings.sigma_mm, points, directions, values,
                       weights, settings.ridge)
     vertices = vertices + warp(vertices)
-  return WarpResult(vertices=vertices, history=history)
+  return WarpResult(vertices=best[1], history=history, best_round=best[2])
 
 
 # ---------------------------------------------------------------------------------------------
