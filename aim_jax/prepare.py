@@ -183,11 +183,11 @@ def render_bones_in_skin(path: str, actor: Actor, depth: np.ndarray) -> str:
 
 
 def actor_depths(actor: Actor, max_distance_mm: float = 60.0) -> tuple:
-  """(depth (V,) mm under every skin vertex, outward skin normals (V, 3))."""
+  """(closest-point depth (V,) mm under every skin vertex, outward skin normals (V, 3))."""
   bones = constraints_lib.bones_mesh(actor.skull, actor.mandible)
   normals = bone_fit.oriented_skin_normals(actor.neutral, actor.faces,
                                            np.asarray(bones.vertices).mean(axis=0))
-  return bone_fit.skin_depths(bones, actor.neutral, normals, max_distance_mm), normals
+  return bone_fit.closest_depths(bones, actor.neutral, max_distance_mm), normals
 
 
 def _to_json(value):
@@ -234,7 +234,8 @@ def prepare_actor(source: str, out: str, config: ml_collections.ConfigDict,
   check = np.ones(actor.num_vertices, bool)
   margin = float(config.bone_fit.margin_mm)
   bones = constraints_lib.bones_mesh(actor.skull, actor.mandible)
-  report['skin'] = bone_fit.depth_report(bones, actor.neutral, normals, check, None, margin)
+  report['skin'] = bone_fit.depth_report(bones, actor.neutral, normals, check, None, margin,
+                                         skin_faces=actor.faces)
   if extra is not None:
     with open(os.path.join(out, 'jaw_ground_truth.json'), 'w', encoding='utf-8') as f:
       json.dump({'pivot_mm': actor.pivot.tolist(), 'convention':

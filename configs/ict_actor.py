@@ -43,14 +43,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.skull.path = ''  # The ArtiSynth vkhUpperAirway folder (or its parent); or --skull_path.
   config.skull.min_component_vertices = 100  # Debris of the Skull mesh below this is dropped.
 
-  # bone_fit.WarpSettings fields.
+  # bone_fit.WarpSettings fields (see there).
   config.bone_fit = ml_collections.ConfigDict()
-  config.bone_fit.margin_mm = 2.0
-  config.bone_fit.slack_mm = 0.5
-  config.bone_fit.sigma_mm = 20.0
-  config.bone_fit.num_centers = 400
+  config.bone_fit.margin_mm = 2.0  # Bone at least this far under every skin point but the lips'
+  config.bone_fit.slack_mm = 0.5  # contact line (guaranteed by the final push).
+  config.bone_fit.sigma_mm = 20.0  # The cranium's RBF warp ...
+  config.bone_fit.num_centers = 300
+  config.bone_fit.stiff_sigma_mm = 40.0  # ... and the mandible's, wider: it must not bend.
+  config.bone_fit.stiff_num_centers = 60
   config.bone_fit.ridge = 1e-4
-  config.bone_fit.iterations = 12
+  config.bone_fit.iterations = 10
   config.bone_fit.depth_weight = 1.0
   config.bone_fit.margin_weight = 1.0
   config.bone_fit.anchor_weight = 10.0
@@ -58,7 +60,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.bone_fit.max_depth_correction_mm = 15.0
   config.bone_fit.max_distance_mm = 60.0
   config.bone_fit.max_outside_mm = 15.0
-  config.bone_fit.max_check_points = 4000
+  config.bone_fit.violation_score_weight = 100.0
+  config.bone_fit.push_rounds = 30
+  config.bone_fit.push_plateau_mm = 3.0
+  config.bone_fit.push_falloff_mm = 8.0
   config.bone_fit.seed = 0
 
   # Sparse constraints written with the actor (constraints.npz), as configs/learn.py computes them.

@@ -60,12 +60,18 @@ def test_warp_reaches_target_depths_and_removes_penetration():
       depths=np.array([5.0, 8.0, 14.0, 10.0]), weights=np.ones(4))
   settings = bone_fit.WarpSettings(margin_mm=2.0, sigma_mm=30.0, num_centers=150, iterations=8)
   result = bone_fit.fit_warp(bone_v, bone_f, skin_v, skin_n, np.ones(len(skin_v), bool),
-                             targets, settings=settings)
+                             targets, settings=settings, skin_faces=skin_f)
   warped = trimesh.Trimesh(result.vertices, bone_f, process=False)
   report = bone_fit.depth_report(warped, skin_v, skin_n, np.ones(len(skin_v), bool), targets,
-                                 2.0)
+                                 2.0, skin_faces=skin_f)
+  # Zero penetration and the whole margin, after the guaranteed-margin push.
   assert report['outside_fraction'] == 0.0
-  assert report['min_depth_mm'] > 1.5
+  assert report['bone_vertices_within_margin'] == 0
+  assert report['min_depth_mm'] > 1.9
+  assert result.push['violations_left'] == 0
+  # Accepted rounds only lower the score.
+  scores = [h['score'] for h in result.history]
+  assert all(b < a for a, b in zip(scores, scores[1:]))
   for name, entry in report['landmarks'].items():
     assert entry['depth_mm'] == pytest.approx(entry['published_mm'], abs=1.0), name
   # Smooth: the warp moved the bone little where nothing asked for it (the ellipsoid's
@@ -83,3 +89,42 @@ def test_anchors_stay_put():
                              anchor_index=anchor, settings=settings)
   assert np.linalg.norm(result.vertices[anchor] - bone_v[anchor]) < 0.5
   assert result.history[-1]['worst_margin_violation_mm'] < 0.5
+
+
+def test_push_to_margin_removes_all_penetration_and_keeps_the_rest():
+  # A flat skin sheet z = 0 (normal +z) over a bumpy bone plate at z = -10 whose bump pokes
+  # 4 mm out of the skin; far from the bump the bone must not move.
+  grid = np.linspace(-40.0, 40.0, 41)
+  x, y = np.meshgrid(grid, grid)
+  skin_v = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], axis=1)
+  quads = np.array([[i * 41 + j, i * 41 + j + 1, (i + 1) * 41 + j + 1, (i + 1) * 41 + j]
+                    for i in range(40) for j in range(40)])
+  skin_f = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+  skin_n = np.tile([0.0, 0.0, 1.0], (len(skin_v), 1))
+  bone_v = skin_v.copy()
+  bone_v[:, 2] = -10.0 + 14.0 * np.exp(-(x.ravel() ** 2 + y.ravel() ** 2) / (2 * 6.0 ** 2))
+  settings = bone_fit.WarpSettings(margin_mm=2.0, slack_mm=0.5)
+  vertices, summary = bone_fit.push_to_margin(bone_v, skin_f, skin_v, skin_f, skin_n,
+                                              np.ones(len(skin_v), bool), settings)
+  assert summary['violations_first'] > 0 and summary['violations_left'] == 0
+  assert vertices[:, 2].max() <= -2.0 + 1e-6  # Every bone vertex at least the margin deep.
+  far = np.hypot(skin_v[:, 0], skin_v[:, 1]) > 30.0
+  np.testing.assert_allclose(vertices[far], bone_v[far])
+  np.testing.assert_allclose(vertices[:, :2], bone_v[:, :2])  # Pushed along the normal only.
+  report = bone_fit.depth_report(trimesh.Trimesh(vertices, skin_f, process=False), skin_v,
+                                 skin_n, np.ones(len(skin_v), bool), None, 2.0,
+                                 skin_faces=skin_f)
+  assert report['outside_fraction'] == 0.0 and report['bone_vertices_outside'] == 0
+
+
+def test_closest_depths_find_bone_through_a_hole():
+  # A sphere with a hole under the skin point: the ray along the normal misses the bone, the
+  # closest-point depth still finds the rim.
+  bone_v, bone_f = _sphere(70.0, 3)
+  keep = ~(bone_v[bone_f].mean(axis=1)[:, 2] > 66.0)
+  bone = trimesh.Trimesh(bone_v, bone_f[keep], process=False)
+  point, normal = np.array([[0.0, 0.0, 80.0]]), np.array([[0.0, 0.0, 1.0]])
+  assert bone_fit.skin_depths(bone, point, normal, max_distance_mm=30.0)[0] != pytest.approx(
+      10.0, abs=1.0)
+  depth = bone_fit.closest_depths(bone, point)[0]
+  assert 10.0 < depth < 30.0  # The rim, about 22 mm away.

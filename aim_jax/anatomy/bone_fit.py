@@ -1,23 +1,31 @@
 """Fitting template bones under a skin: similarity, then a smooth warp to tissue depths.
 
 DESIGN.md section 2 (ICT has no bones): a template cranium and mandible are placed under an
-actor's neutral skin in two steps.
+actor's neutral skin in three steps.
 
 1. A similarity transform from corresponding points (`similarity_fit`, Umeyama's least squares;
    e.g. incisor tips, eyeball / orbit centres, the nasion), and for the mandible a rigid fit
    (`rigid_fit`) from its own correspondences (lower incisor tip, condyles).
-2. A smooth non-rigid warp (`fit_warp`), a sum of Gaussian radial basis functions centred on the
-   bones (one displacement field for both bones, so they stay consistent at the joint), solved
-   by regularised linear least squares and refined over a few iterations, each re-measuring the
-   depths by ray casting. It brings the soft-tissue depth along the inward skin normal at named
-   skin landmarks toward published values (`DepthTargets`), keeps anchor points (the teeth) in
-   place, and pushes the bone at least `margin_mm` inside the skin wherever the skin lies over
-   it.
+2. A smooth non-rigid warp (`fit_warp`): per bone (`WarpPart`) a sum of Gaussian radial basis
+   functions centred on that bone (the mandible gets wider, stiffer ones so it does not bend),
+   solved by regularised linear least squares over a few rounds that each re-measure the depths
+   and are accepted only when they lower the fit's score (monotone). It brings the soft-tissue
+   depth at named skin landmarks toward published values (`DepthTargets`), keeps anchor points
+   (the teeth, the condyles) in place, and pushes the bone `margin_mm` (+ slack) inside the skin.
+3. A guaranteed margin (`push_to_margin`): wherever a checked skin point still has bone closer
+   than `margin_mm` (or lies inside a bone), the bone there is pushed away from it, along the
+   line from the skin point to its closest bone point (along the inward skin normal when the
+   point is inside the bone), by what is missing, with a smooth fall-off over the neighbouring
+   bone vertices; repeated until no checked skin point is within the margin.
 
-Depth at a skin point p with outward unit normal n (`skin_depths`): the distance along -n to the
-first bone surface (either side: template bones have holes); negative (minus the distance along +n to where the bone is
-left) when p lies inside a bone, i.e. the bone pokes out through the skin; NaN when no bone is
-found within `max_distance_mm`. Millimetres throughout. numpy / scipy / trimesh only.
+Tissue depth at a skin point p (`closest_depths`, used by the fit and the report): the distance
+to the closest point q on the bone surface, negative when p lies inside the bone (behind q's
+interpolated outward vertex normal), i.e. the bone pokes out through the skin. This is what a
+needle perpendicular to the bone measures; unlike a ray along the skin normal it does not miss
+the bone through the template's holes or thin plates (supraorbital rim, nasal bones, lateral
+orbit), which lose landmarks or reach a deeper structure. `skin_depths` (ray along the inward
+skin normal to the first bone surface) is kept for renders and as a second check. Millimetres
+throughout. numpy / scipy / trimesh only.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ class DepthTargets:
     names: L landmark names.
     points: (L, 3) mm skin points.
     normals: (L, 3) unit outward skin normals there.
-    depths: (L,) mm target depths along -normal (the published values).
+    depths: (L,) mm target depths (the published values).
     weights: (L,) relative weight of each target in the warp.
   """
   names: tuple
@@ -52,31 +60,37 @@ class DepthTargets:
 
 @dataclasses.dataclass(frozen=True)
 class WarpSettings:
-  """Settings of `fit_warp`.
+  """Settings of `fit_warp` and `push_to_margin`.
 
   Attributes:
-    margin_mm: the bone must lie at least this deep under every checked skin point.
+    margin_mm: the bone must lie at least this far from (and inside) every checked skin point.
     slack_mm: violated points are pushed to margin + slack (so they do not hover on the margin).
-    sigma_mm: width of the Gaussian basis functions (larger = smoother warp).
-    num_centers: basis functions, at farthest-point samples of the bone vertices.
+    sigma_mm: width of the Gaussian basis functions of flexible parts (the cranium).
+    num_centers: basis functions of flexible parts, at farthest-point samples of their vertices.
+    stiff_sigma_mm, stiff_num_centers: the same for stiff parts (the mandible).
     ridge: Tikhonov weight on the basis weights (keeps the warp small away from constraints).
-    iterations: re-measure-and-solve rounds.
+    iterations: at most this many re-measure-and-solve rounds.
     depth_weight, margin_weight, anchor_weight: weights of the three kinds of constraint rows.
     max_step_mm: per-round cap on each row's requested displacement.
-    max_depth_correction_mm: landmarks whose depth is off by more than this are not pulled (their
-      ray likely passes through a hole or a thin plate of the template to a deeper structure,
-      which the warp must not drag to the skin); they are still reported.
-    max_distance_mm: rays look for bone this far (inward) from the skin.
-    max_outside_mm: and this far outward (the bone poking out through the skin).
-    max_check_points: at most this many checked skin points per round (seeded subset).
-    seed: seed of that subset.
+    max_depth_correction_mm: landmarks whose depth is off by more than this are not pulled
+      (they are still reported and scored, with their error capped at this).
+    max_distance_mm: a skin point with no bone within this has no depth (NaN).
+    max_outside_mm: the ray check (`skin_depths`) looks this far outward for bone poking out.
+    violation_score_weight: score of a round = mean capped landmark error (mm) + this times the
+      mean margin deficit over the checked skin points (mm); a round is kept only if it lowers it.
+    push_rounds: at most this many rounds of `push_to_margin` (0: no guaranteed-margin step).
+    push_plateau_mm, push_falloff_mm: bone vertices within the plateau of a pushed point move by
+      the whole push; the push fades smoothly to 0 at the fall-off distance.
+    seed: seed of the farthest-point sampling.
   """
   margin_mm: float = 2.0
   slack_mm: float = 0.5
   sigma_mm: float = 20.0
-  num_centers: int = 400
+  num_centers: int = 300
+  stiff_sigma_mm: float = 40.0
+  stiff_num_centers: int = 60
   ridge: float = 1e-4
-  iterations: int = 12
+  iterations: int = 10
   depth_weight: float = 1.0
   margin_weight: float = 1.0
   anchor_weight: float = 10.0
@@ -84,8 +98,26 @@ class WarpSettings:
   max_depth_correction_mm: float = 15.0
   max_distance_mm: float = 60.0
   max_outside_mm: float = 15.0
-  max_check_points: int = 4000
+  violation_score_weight: float = 100.0
+  push_rounds: int = 30
+  push_plateau_mm: float = 3.0
+  push_falloff_mm: float = 8.0
   seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class WarpPart:
+  """One separately warped bone (its own RBF field).
+
+  Attributes:
+    name: e.g. 'cranium'.
+    vertex_index: (N_p,) the part's vertex ids in the joined bone vertices (triangles must not
+      straddle parts).
+    stiff: use WarpSettings.stiff_sigma_mm / stiff_num_centers (else sigma_mm / num_centers).
+  """
+  name: str
+  vertex_index: np.ndarray
+  stiff: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +222,88 @@ def oriented_skin_normals(vertices: np.ndarray, faces: np.ndarray,
 
 
 # ---------------------------------------------------------------------------------------------
+# Closest points and signed depths.
+
+
+class BoneSurface:
+  """Closest-point queries on a triangle mesh (mm).
+
+  The candidates for each query point are the triangles around its `k` nearest vertices
+  (a KD-tree), which finds the closest triangle of any reasonably even mesh (edges of a few mm)
+  much faster than trimesh's general query. Vertex normals are area-weighted; the mesh must be
+  wound outward (`outward_faces`).
+  """
+
+  def __init__(self, vertices: np.ndarray, faces: np.ndarray,
+               vertex_faces: Optional[np.ndarray] = None, k: int = 6):
+    """Args: vertices (N, 3) mm; faces (F, 3); vertex_faces: (N, m) -1-padded incident faces
+    (trimesh's `vertex_faces`; computed when None); k: nearest vertices per query."""
+    self.vertices = np.asarray(vertices, np.float64)
+    self.faces = np.asarray(faces, np.int64)
+    mesh = _mesh(self.vertices, self.faces)
+    self.vertex_faces = (np.asarray(mesh.vertex_faces) if vertex_faces is None
+                         else np.asarray(vertex_faces))
+    self.vertex_normals = np.asarray(mesh.vertex_normals, np.float64)
+    self.used = np.unique(self.faces)  # Vertices of no triangle are never closest.
+    self.tree = spatial.cKDTree(self.vertices[self.used])
+    self.k = int(min(k, len(self.used)))
+
+  def closest(self, points: np.ndarray, chunk: int = 4096) -> tuple:
+    """Closest surface points of (P, 3) mm points.
+
+    Returns:
+      closest (P, 3) mm, distance (P,) mm, face (P,), signed (P,) mm: the distance, negative
+      where the point lies behind the surface (inside the bone).
+    """
+    points = np.asarray(points, np.float64)
+    count = len(points)
+    closest = np.zeros((count, 3))
+    face = np.zeros(count, np.int64)
+    for start in range(0, count, chunk):
+      p = points[start:start + chunk]
+      if not len(p):
+        continue
+      _, nearest = self.tree.query(p, self.k)
+      nearest = self.used[np.asarray(nearest).reshape(len(p), -1)]
+      candidates = self.vertex_faces[nearest].reshape(len(p), -1)
+      rows, cols = np.nonzero(candidates >= 0)
+      tri_ids = candidates[rows, cols]
+      points_on = trimesh.triangles.closest_point(self.vertices[self.faces[tri_ids]], p[rows])
+      d2 = np.sum((points_on - p[rows]) ** 2, axis=1)
+      order = np.lexsort((d2, rows))
+      first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+      closest[start + rows[first]] = points_on[first]
+      face[start + rows[first]] = tri_ids[first]
+    offset = points - closest
+    distance = np.linalg.norm(offset, axis=1)
+    corners = self.faces[face]
+    barycentric = trimesh.triangles.points_to_barycentric(self.vertices[corners], closest)
+    normal = np.einsum('pc,pcj->pj', np.clip(barycentric, 0.0, 1.0), self.vertex_normals[corners])
+    sign = np.where(np.einsum('ij,ij->i', offset, normal) < 0.0, -1.0, 1.0)
+    return closest, distance, face, sign * distance
+
+
+def outward_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+  """(F, 3) faces, reversed when their winding gives a negative volume (inward normals)."""
+  faces = np.asarray(faces, np.int64)
+  return faces[:, ::-1].copy() if _mesh(vertices, faces).volume < 0 else faces
+
+
+def closest_depths(bone, points: np.ndarray, max_distance_mm: float = 60.0) -> np.ndarray:
+  """(L,) signed tissue depth (mm) at skin points by the closest bone point (module docstring).
+
+  Args:
+    bone: a BoneSurface, or an outward-wound trimesh.
+    points: (L, 3) mm skin points.
+    max_distance_mm: farther bone counts as none (NaN).
+  """
+  if not isinstance(bone, BoneSurface):
+    bone = BoneSurface(bone.vertices, bone.faces)
+  _, distance, _, signed = bone.closest(points)
+  return np.where(distance <= max_distance_mm, signed, np.nan)
+
+
+# ---------------------------------------------------------------------------------------------
 # The warp.
 
 
@@ -261,38 +375,69 @@ class WarpResult:
   """The warped bone vertices and the fit's history.
 
   Attributes:
-    vertices: (N, 3) mm warped vertices (all bones, in the order given).
-    history: one dict per round (the state before that round's solve): landmark RMS error
-      (mm), worst violation of the margin (mm), number of margin violations, anchor error, score.
-    best_round: the round whose state `vertices` is (the lowest score: margin violations in %
-      of the checked points plus the pulled landmarks' RMS depth error in mm; the rounds need not improve
-      monotonically because rays may jump between surfaces of a holey template).
+    vertices: (N, 3) mm fitted vertices (all bones, in the order given), after the warp and the
+      guaranteed-margin push.
+    history: one dict per evaluated state (the first is the start; then each accepted round):
+      landmark RMS and capped mean error (mm), margin violations, mean deficit, anchor error,
+      score, the step fraction that was accepted.
+    best_round: the number of accepted warp rounds.
+    push: `push_to_margin`'s summary (rounds, moved vertices, largest push in mm, violations
+      left).
   """
   vertices: np.ndarray
   history: list
-  best_round: int = -1
+  best_round: int = 0
+  push: Optional[Dict] = None
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+  norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
+  return vectors / np.maximum(norm, 1e-12)
+
+
+def _away_directions(points, closest, signed, normals) -> np.ndarray:
+  """(P, 3) unit directions from the bone toward the skin point: closest -> point where the
+  point is outside the bone and farther than 0.1 mm, else the outward skin normal."""
+  use_line = (signed > 0.1)[:, None]
+  return np.where(use_line, _unit(points - closest), normals)
+
+
+def _part_of_vertex(count: int, parts: Sequence[WarpPart]) -> np.ndarray:
+  label = np.full(count, -1, np.int64)
+  for i, part in enumerate(parts):
+    label[np.asarray(part.vertex_index, np.int64)] = i
+  if (label < 0).any():
+    raise ValueError('fit_warp: every bone vertex must belong to a part')
+  return label
 
 
 def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: np.ndarray,
              skin_normals: np.ndarray, check: np.ndarray, targets: Optional[DepthTargets],
              anchor_index: Sequence[int] = (), anchor_target: Optional[np.ndarray] = None,
-             settings: WarpSettings = WarpSettings()) -> WarpResult:
-  """Warps bones smoothly toward target depths, keeping them `margin_mm` inside the skin.
+             settings: WarpSettings = WarpSettings(),
+             parts: Optional[Sequence[WarpPart]] = None,
+             skin_faces: Optional[np.ndarray] = None) -> WarpResult:
+  """Warps bones smoothly toward target depths, then guarantees the skin margin.
 
-  Each round: cast rays from the landmarks and from (a seeded subset of) the checked skin
-  vertices; add rows asking the displacement along the skin normal at the bone point under each
-  landmark to correct its depth, under each checked vertex whose depth is below margin (or that
-  was so in an earlier round) to make it margin + slack (0 if already deeper), and at each anchor
-  to reach its target; solve a Gaussian RBF warp (`solve_warp`) and apply it to every vertex.
+  Each round measures closest-point depths (`BoneSurface.closest`) at the landmarks and at
+  every checked skin vertex, and adds rows asking the displacement at each landmark's closest
+  bone point, along the line to the skin point, to correct its depth; at the closest bone point
+  of each checked vertex whose depth is below the margin (now or in an earlier accepted round),
+  along the line to the skin point, to make it margin + slack (0 if already deeper); and at each anchor to reach its target. Each
+  row goes to the part owning its bone point; each part solves its own Gaussian RBF warp
+  (`solve_warp`). The round is accepted if it lowers the score (`WarpSettings`), else a half, a
+  quarter and an eighth of it are tried, else the warp stops. Then `push_to_margin`.
 
   Args:
     bone_vertices: (N, 3) mm; bone_faces: (F, 3) outward-wound triangles (all bones together).
     skin_vertices: (V, 3) mm; skin_normals: (V, 3) unit outward normals.
-    check: (V,) bool, skin vertices that must have bone at least margin_mm under them (where bone
-      lies under them at all).
+    check: (V,) bool, skin vertices that must have bone no closer than margin_mm.
     targets: landmark depth targets, or None.
     anchor_index: bone vertex ids to hold at `anchor_target` ((A, 3) mm; default: where they are).
     settings: WarpSettings.
+    parts: separately warped bones (default: one flexible part of all vertices).
+    skin_faces: (T, 3) skin triangles, needed by the guaranteed-margin step (`push_to_margin`,
+      skipped without them).
   Returns:
     WarpResult.
   """
@@ -303,66 +448,210 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
   anchor_index = np.asarray(anchor_index, np.int64)
   anchor_target = (vertices[anchor_index].copy() if anchor_target is None
                    else np.asarray(anchor_target, np.float64))
-  center_index = farthest_points(vertices, settings.num_centers, settings.seed)
+  if parts is None:
+    parts = [WarpPart('bones', np.arange(len(vertices)))]
+  vertex_part = _part_of_vertex(len(vertices), parts)
+  face_part = vertex_part[faces[:, 0]]
+  centers, sigmas = [], []
+  for part in parts:
+    index = np.asarray(part.vertex_index, np.int64)
+    count = settings.stiff_num_centers if part.stiff else settings.num_centers
+    centers.append(index[farthest_points(vertices[index], count, settings.seed)])
+    sigmas.append(settings.stiff_sigma_mm if part.stiff else settings.sigma_mm)
+  vertex_faces = np.asarray(_mesh(vertices, faces).vertex_faces)
   checked = np.flatnonzero(check)
-  if checked.size > settings.max_check_points:
-    rng = np.random.default_rng(settings.seed)
-    checked = np.sort(rng.choice(checked, settings.max_check_points, replace=False))
-  active = np.zeros(checked.size, bool)
   goal = settings.margin_mm + settings.slack_mm
-  history = []
-  best = None
-  for _ in range(settings.iterations + 1):
-    bone = _mesh(vertices, faces)
-    rows = []  # (points, directions, values, weights)
+  cap = settings.max_depth_correction_mm
+  has_targets = targets is not None and len(targets.names) > 0
+
+  def evaluate(v: np.ndarray) -> dict:
+    surface = BoneSurface(v, faces, vertex_faces)
+    state = {'vertices': v}
     record = {}
-    if targets is not None and len(targets.names):
-      depth = skin_depths(bone, targets.points, targets.normals, settings.max_distance_mm,
-                          settings.max_outside_mm)
-      ok = np.isfinite(depth)
-      error = depth[ok] - targets.depths[ok]
-      record['landmark_rms_mm'] = float(np.sqrt(np.mean(error ** 2))) if ok.any() else None
-      ok &= np.abs(depth - targets.depths) <= settings.max_depth_correction_mm
-      error = depth[ok] - targets.depths[ok]
-      record['pulled_rms_mm'] = float(np.sqrt(np.mean(error ** 2))) if ok.any() else None
-      rows.append((targets.points[ok] - depth[ok, None] * targets.normals[ok],
-                   targets.normals[ok], error, settings.depth_weight * targets.weights[ok]))
-    depth = skin_depths(bone, skin_vertices[checked], skin_normals[checked],
-                        settings.max_distance_mm, settings.max_outside_mm)
-    ok = np.isfinite(depth)
-    violated = ok & (depth < settings.margin_mm)
-    record['worst_margin_violation_mm'] = float(
-        max(0.0, (settings.margin_mm - depth[ok]).max())) if ok.any() else 0.0
-    record['violations'] = int(violated.sum())
-    active |= violated
-    use = active & ok
-    rows.append((skin_vertices[checked[use]] - depth[use, None] * skin_normals[checked[use]],
-                 skin_normals[checked[use]], np.minimum(depth[use] - goal, 0.0),
-                 np.full(use.sum(), settings.margin_weight)))
+    if has_targets:
+      closest, distance, face, signed = surface.closest(targets.points)
+      found = distance <= settings.max_distance_mm
+      error = np.where(found, signed - targets.depths, np.nan)
+      record['landmark_rms_mm'] = (float(np.sqrt(np.nanmean(error ** 2))) if found.any()
+                                   else None)
+      record['landmark_capped_mae_mm'] = float(np.mean(np.minimum(
+          np.nan_to_num(np.abs(error), nan=cap), cap)))
+      state['landmarks'] = (closest, face, signed, error,
+                            found & (np.abs(np.nan_to_num(error, nan=np.inf)) <= cap))
+    closest, _, face, signed = surface.closest(skin_vertices[checked])
+    deficit = np.maximum(settings.margin_mm - signed, 0.0)
+    state['skin'] = (closest, face, signed)
+    state['violated'] = signed < settings.margin_mm
+    record['violations'] = int(state['violated'].sum())
+    record['worst_margin_violation_mm'] = float(deficit.max()) if deficit.size else 0.0
+    record['mean_deficit_mm'] = float(deficit.mean()) if deficit.size else 0.0
     if anchor_index.size:
-      offset = anchor_target - vertices[anchor_index]
-      record['anchor_max_mm'] = float(np.linalg.norm(offset, axis=1).max())
+      record['anchor_max_mm'] = float(np.linalg.norm(anchor_target - v[anchor_index],
+                                                     axis=1).max())
+    record['score'] = (record.get('landmark_capped_mae_mm', 0.0)
+                       + settings.violation_score_weight * record['mean_deficit_mm'])
+    state['record'] = record
+    return state
+
+  def step(state: dict, active: np.ndarray) -> np.ndarray:
+    """(N, 3) mm displacement of one full round from `state`'s measurements."""
+    v = state['vertices']
+    rows = []  # (points, directions, values, weights, part)
+    if has_targets:
+      closest, face, signed, error, pulled = state['landmarks']
+      directions = _away_directions(targets.points, closest, signed, targets.normals)
+      rows.append((closest[pulled], directions[pulled], error[pulled],
+                   settings.depth_weight * targets.weights[pulled], face_part[face[pulled]]))
+    closest, face, signed = state['skin']
+    use = active
+    directions = _away_directions(skin_vertices[checked], closest, signed,
+                                  skin_normals[checked])
+    rows.append((closest[use], directions[use], np.minimum(signed[use] - goal, 0.0),
+                 np.full(use.sum(), settings.margin_weight), face_part[face[use]]))
+    if anchor_index.size:
+      offset = anchor_target - v[anchor_index]
       for axis in range(3):
         direction = np.zeros((anchor_index.size, 3))
         direction[:, axis] = 1.0
-        rows.append((vertices[anchor_index], direction, offset[:, axis],
-                     np.full(anchor_index.size, settings.anchor_weight)))
-    history.append(record)
-    # Keep the best round: margin violations (in % of the checked points) plus the RMS depth
-    # error of the landmarks being pulled.
-    score = 100.0 * record['violations'] / max(1, checked.size) + (
-        record.get('pulled_rms_mm') or 0.0)
-    record['score'] = score
-    if best is None or score < best[0]:
-      best = (score, vertices, len(history) - 1)
-    if len(history) > settings.iterations:
-      break
-    points, directions, values, weights = (np.concatenate(parts) for parts in zip(*rows))
+        rows.append((v[anchor_index], direction, offset[:, axis],
+                     np.full(anchor_index.size, settings.anchor_weight),
+                     vertex_part[anchor_index]))
+    points, directions, values, weights, row_part = (np.concatenate(p) for p in zip(*rows))
     values = np.clip(values, -settings.max_step_mm, settings.max_step_mm)
-    warp = solve_warp(vertices[center_index], settings.sigma_mm, points, directions, values,
-                      weights, settings.ridge)
-    vertices = vertices + warp(vertices)
-  return WarpResult(vertices=best[1], history=history, best_round=best[2])
+    displacement = np.zeros_like(v)
+    for i, part in enumerate(parts):
+      mine = row_part == i
+      if not mine.any():
+        continue
+      warp = solve_warp(v[centers[i]], sigmas[i], points[mine], directions[mine], values[mine],
+                        weights[mine], settings.ridge)
+      index = np.asarray(part.vertex_index, np.int64)
+      displacement[index] = warp(v[index])
+    return displacement
+
+  state = evaluate(vertices)
+  state['record']['step'] = 0.0
+  history = [state['record']]
+  active = state['violated'].copy()
+  accepted = 0
+  for _ in range(settings.iterations):
+    displacement = step(state, active)
+    for fraction in (1.0, 0.5, 0.25, 0.125):
+      candidate = evaluate(state['vertices'] + fraction * displacement)
+      if candidate['record']['score'] < state['record']['score']:
+        break
+    else:
+      break
+    candidate['record']['step'] = fraction
+    state = candidate
+    history.append(state['record'])
+    active |= state['violated']
+    accepted += 1
+  vertices, push = state['vertices'], None
+  if settings.push_rounds > 0 and skin_faces is not None:
+    vertices, push = push_to_margin(vertices, faces, skin_vertices, skin_faces, skin_normals,
+                                    check, settings)
+  return WarpResult(vertices=vertices, history=history, best_round=accepted, push=push)
+
+
+def bone_heights(bone_vertices: np.ndarray, skin: BoneSurface, skin_normals: np.ndarray,
+                 driver: np.ndarray, max_tangential_mm: float = 1.0,
+                 window_mm: float = 10.0) -> tuple:
+  """Heights of bone vertices over the skin, measured from the skin (whose normals are sound).
+
+  For a bone vertex b near the skin, c is its closest skin point and n the skin normal there
+  (interpolated); its height is h = (b - c) . n: > 0 the vertex is outside the skin (pokes
+  out), -h its depth under the skin.
+
+  Args:
+    bone_vertices: (N, 3) mm.
+    skin: BoneSurface of the skin (the sheet, any orientation); skin_normals: (V, 3) unit outward.
+    driver: (V,) bool, skin vertices that count (a skin triangle counts if all its corners do).
+    max_tangential_mm: bone vertices farther than this beside the skin (off its edge, e.g. the
+      vault above the forehead's border or the teeth behind the mouth opening) get no height.
+    window_mm: only bone vertices whose nearest skin vertex lies within this plus their height
+      above its tangent plane are measured (a cheap pre-filter).
+  Returns:
+    index (M,) bone vertex ids that have a height, height (M,) mm, normal (M, 3) skin normals
+    there, skin_vertex (M,) the nearest skin vertex to each closest skin point.
+  """
+  bone_vertices = np.asarray(bone_vertices, np.float64)
+  distance, nearest = spatial.cKDTree(skin.vertices).query(bone_vertices)
+  rough = np.einsum('ij,ij->i', bone_vertices - skin.vertices[nearest], skin_normals[nearest])
+  index = np.flatnonzero((distance < window_mm) | (rough > -window_mm) & (distance < 4 * window_mm))
+  closest, _, face, _ = skin.closest(bone_vertices[index])
+  corners = skin.faces[face]
+  barycentric = np.clip(trimesh.triangles.points_to_barycentric(skin.vertices[corners], closest),
+                        0.0, 1.0)
+  normal = _unit(np.einsum('pc,pcj->pj', barycentric, skin_normals[corners]))
+  offset = bone_vertices[index] - closest
+  height = np.einsum('ij,ij->i', offset, normal)
+  tangential = np.linalg.norm(offset - height[:, None] * normal, axis=1)
+  keep = (tangential <= max_tangential_mm) & driver[corners].all(axis=1)
+  skin_vertex = corners[np.arange(len(corners)), np.argmax(barycentric, axis=1)]
+  return index[keep], height[keep], normal[keep], skin_vertex[keep]
+
+
+def push_to_margin(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: np.ndarray,
+                   skin_faces: np.ndarray, skin_normals: np.ndarray, check: np.ndarray,
+                   settings: WarpSettings = WarpSettings()) -> tuple:
+  """Moves bone out of the skin's margin: no bone vertex above depth margin_mm under the skin.
+
+  The test is made from the skin (`bone_heights`): its normals are reliable where the template
+  bone's are not (thin plates, holes, folds). Each round takes the bone vertices whose depth
+  under the skin is below `margin_mm` (or that are outside it) and moves them along the skin's
+  inward normal to depth margin + slack; bone vertices within `push_plateau_mm` of a pushed one
+  move by the same push, those up to `push_falloff_mm` by a smoothly fading part of it (so the
+  two tables of a thin plate move together and no crease appears); a vertex reached by several
+  pushes takes the largest. Pushes only move bone inward, so rounds repeat until none is needed.
+
+  Args:
+    bone_vertices: (N, 3) mm; bone_faces: (F, 3).
+    skin_vertices: (V, 3) mm; skin_faces: (T, 3); skin_normals: (V, 3) unit outward;
+    check: (V,) bool, the skin that counts (a skin triangle counts if all its corners do).
+    settings: WarpSettings (margin_mm, slack_mm, push_*).
+  Returns:
+    (vertices (N, 3) mm, summary dict: rounds, violations_first / violations_left (bone
+    vertices within the margin), moved_vertices, max_push_mm).
+  """
+  vertices = np.array(bone_vertices, np.float64)
+  skin = BoneSurface(skin_vertices, skin_faces)
+  normals = np.asarray(skin_normals, np.float64)
+  driver = np.asarray(check, bool)
+  total = np.zeros_like(vertices)
+  summary = {'rounds': 0, 'violations_first': None}
+  plateau, falloff = settings.push_plateau_mm, max(settings.push_falloff_mm,
+                                                   settings.push_plateau_mm + 1e-6)
+  window = settings.margin_mm + settings.slack_mm + 3.0
+  for round_ in range(settings.push_rounds + 1):
+    index, height, normal, _ = bone_heights(vertices, skin, normals, driver, window_mm=window)
+    bad = height > -settings.margin_mm
+    if summary['violations_first'] is None:
+      summary['violations_first'] = int(bad.sum())
+    summary['violations_left'] = int(bad.sum())
+    if not bad.any() or round_ == settings.push_rounds:
+      break
+    centers = vertices[index[bad]]
+    amount = height[bad] + settings.margin_mm + settings.slack_mm
+    push = -amount[:, None] * normal[bad]
+    neighbours = spatial.cKDTree(vertices).query_ball_point(centers, falloff)  # All vertices.
+    counts = np.array([len(n) for n in neighbours])
+    source = np.repeat(np.arange(len(centers)), counts)
+    target = np.concatenate([np.asarray(n, np.int64) for n in neighbours])
+    distance = np.linalg.norm(vertices[target] - centers[source], axis=1)
+    t = np.clip((distance - plateau) / (falloff - plateau), 0.0, 1.0)
+    weight = 1.0 - t * t * (3.0 - 2.0 * t)  # 1 on the plateau, smoothstep down to 0.
+    magnitude = weight * amount[source]
+    order = np.lexsort((magnitude, target))  # Per target vertex, the largest push last.
+    last = order[np.r_[target[order][1:] != target[order][:-1], True]]
+    delta = weight[last, None] * push[source[last]]
+    vertices[target[last]] += delta
+    total[target[last]] += delta
+    summary['rounds'] = round_ + 1
+  moved = np.linalg.norm(total, axis=1)
+  summary['moved_vertices'] = int(np.sum(moved > 1e-9))
+  summary['max_push_mm'] = float(moved.max()) if len(moved) else 0.0
+  return vertices, summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,38 +660,74 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
 
 def depth_report(bone: trimesh.Trimesh, skin_vertices: np.ndarray, skin_normals: np.ndarray,
                  check: np.ndarray, targets: Optional[DepthTargets], margin_mm: float,
-                 max_distance_mm: float = 60.0) -> Dict:
+                 max_distance_mm: float = 60.0, max_outside_mm: float = 15.0,
+                 skin_faces: Optional[np.ndarray] = None) -> Dict:
   """How well bones sit under a skin.
 
+  Landmark depths are closest-point depths (`closest_depths`), with the ray depths along the
+  inward skin normal (`skin_depths`) next to them. A counted skin vertex has bone poking out
+  where the ray test finds it inside a bone, or (given `skin_faces`) where it is the nearest
+  skin vertex of a bone vertex above the skin (`bone_heights`, measured from the skin).
+
+  Args:
+    bone: outward-wound bone mesh(es) as one trimesh.
+    skin_vertices: (V, 3) mm; skin_normals: (V, 3) outward; check: (V,) bool, the vertices
+      counted; targets: landmark targets or None; margin_mm: the required depth.
+    skin_faces: (T, 3) skin triangles (enables the test from the skin side).
   Returns:
     dict with
-      landmarks: {name: {'depth_mm': measured (None if no bone), 'published_mm': target}};
-      landmark_mean_abs_error_mm: over landmarks with bone under them;
-      outside_fraction: fraction of checked skin vertices inside a bone (bone poking out);
-      within_margin_fraction: fraction of checked vertices with depth < margin (outside incl.);
-      no_bone_fraction: fraction of checked vertices with no bone within max_distance_mm;
-      min_depth_mm: the smallest depth over checked vertices with bone under them.
+      landmarks: {name: {'depth_mm': closest-point depth (None if no bone), 'ray_depth_mm': along
+        the inward normal (None if no hit), 'published_mm': target}};
+      landmark_mean_abs_error_mm: over landmarks with bone within max_distance_mm;
+      outside_fraction / outside_vertices: counted skin vertices where bone pokes out;
+      within_margin_fraction: counted vertices with bone closer than margin_mm (closest-point
+        distance, or a bone vertex less than margin_mm under them), outside included;
+      bone_vertices_outside / bone_vertices_within_margin: bone vertices above the counted skin
+        (height > 0) / less than margin_mm under it (with skin_faces);
+      no_bone_fraction: fraction with no bone within max_distance_mm;
+      min_depth_mm: the smallest closest-point depth over the counted vertices.
   """
+  surface = BoneSurface(bone.vertices, bone.faces)
   report = {}
   if targets is not None:
-    depth = skin_depths(bone, targets.points, targets.normals, max_distance_mm)
+    depth = closest_depths(surface, targets.points, max_distance_mm)
+    ray = skin_depths(bone, targets.points, targets.normals, max_distance_mm, max_outside_mm)
     report['landmarks'] = {
         name: {'depth_mm': None if not np.isfinite(d) else round(float(d), 2),
+               'ray_depth_mm': None if not np.isfinite(r) else round(float(r), 2),
                'published_mm': float(t)}
-        for name, d, t in zip(targets.names, depth, targets.depths)}
+        for name, d, r, t in zip(targets.names, depth, ray, targets.depths)}
     ok = np.isfinite(depth)
     report['landmark_mean_abs_error_mm'] = (
         float(np.abs(depth[ok] - targets.depths[ok]).mean()) if ok.any() else None)
+  check = np.asarray(check, bool)
   index = np.flatnonzero(check)
-  depth = skin_depths(bone, np.asarray(skin_vertices)[index], np.asarray(skin_normals)[index],
-                      max_distance_mm)
-  ok = np.isfinite(depth)
+  points = np.asarray(skin_vertices, np.float64)[index]
+  _, distance, _, signed = surface.closest(points)
+  ok = distance <= max_distance_mm
+  ray = skin_depths(bone, points, np.asarray(skin_normals)[index], max_distance_mm,
+                    max_outside_mm)
+  outside = np.isfinite(ray) & (ray < 0)
+  within = ok & (distance < margin_mm) | outside
+  if skin_faces is not None:
+    skin = BoneSurface(skin_vertices, skin_faces)
+    _, height, _, nearest = bone_heights(bone.vertices, skin, np.asarray(skin_normals, np.float64),
+                                         check)
+    poked = np.zeros(len(check), bool)
+    poked[nearest[height > 0]] = True
+    close = np.zeros(len(check), bool)
+    close[nearest[height > -margin_mm]] = True
+    outside |= poked[index]
+    within |= close[index]
+    report.update(bone_vertices_outside=int(np.sum(height > 0)),
+                  bone_vertices_within_margin=int(np.sum(height > -margin_mm)))
   count = max(1, index.size)
   report.update(
       checked_vertices=int(index.size),
-      outside_fraction=float(np.sum(ok & (depth < 0)) / count),
-      within_margin_fraction=float(np.sum(ok & (depth < margin_mm)) / count),
+      outside_fraction=float(np.sum(outside) / count),
+      outside_vertices=int(np.sum(outside)),
+      within_margin_fraction=float(np.sum(within) / count),
       no_bone_fraction=float(np.sum(~ok) / count),
-      min_depth_mm=float(depth[ok].min()) if ok.any() else None,
+      min_depth_mm=float(signed[ok].min()) if ok.any() else None,
       margin_mm=float(margin_mm))
   return report

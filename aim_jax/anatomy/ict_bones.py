@@ -151,11 +151,23 @@ def landmark_mask(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
 
 
 def check_mask(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.ndarray,
-               lip_radius_mm: float = 6.0, eye_radius_mm: float = 3.0) -> np.ndarray:
+               skin_normals: Optional[np.ndarray] = None, lip_radius_mm: float = 6.0,
+               mucosa_radius_mm: float = 15.0, mucosa_max_forward: float = 0.2) -> np.ndarray:
   """(V,) bool: skin vertices that must have bone at least the margin under them: all but the
-  lips' contact line and the eyelid margins."""
-  return ~(landmark_mask(model, head, skin_vertex_ids, INNER_LIPS, lip_radius_mm)
-           | landmark_mask(model, head, skin_vertex_ids, EYES, eye_radius_mm))
+  lips' contact line and the lip mucosa facing the oral cavity.
+
+  Left out: vertices within `lip_radius_mm` of the inner-lip landmarks, and (given the outward
+  skin normals) those within `mucosa_radius_mm` of them whose normal's forward (+z) component is
+  below `mucosa_max_forward`: there the skin rolls into the mouth and faces the oral cavity,
+  where the teeth sit (the incisors legitimately lie above the lower lip's inner surface and
+  right behind the upper lip's), so 'outside' that skin is inside the mouth, not through the
+  face.
+  """
+  excluded = landmark_mask(model, head, skin_vertex_ids, INNER_LIPS, lip_radius_mm)
+  if skin_normals is not None:
+    excluded |= (landmark_mask(model, head, skin_vertex_ids, INNER_LIPS, mucosa_radius_mm)
+                 & (np.asarray(skin_normals)[:, 2] < mucosa_max_forward))
+  return ~excluded
 
 
 def _transform_mesh(mesh: Mesh, fn) -> Mesh:
@@ -200,7 +212,8 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   mandible = _transform_mesh(template.mandible, lambda v: place(v) @ jaw_r.T + jaw_t)
   lower_incisor = placed['lower_incisor'] @ jaw_r.T + jaw_t
 
-  # The warp, both bones together.
+  # The warp: the cranium flexible, the mandible stiff (its own wide RBF field, anchored at the
+  # lower incisor and the condyles, so it is not bent).
   marks_local = landmark_vertices(model, skin_vertex_ids)
   weights = landmark_weights or {}
   targets = bone_fit.DepthTargets(
@@ -210,33 +223,51 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
       depths=np.array([d for _, d in marks_local.values()]),
       weights=np.array([weights.get(n.replace('_left', '').replace('_right', ''), 1.0)
                         for n in marks_local]))
+  cranium = Mesh(cranium.vertices, bone_fit.outward_faces(cranium.vertices, cranium.faces))
+  mandible = Mesh(mandible.vertices, bone_fit.outward_faces(mandible.vertices, mandible.faces))
   bones = skull_template.join([cranium, mandible])
-  anchors = [int(np.argmin(np.linalg.norm(bones.vertices - p, axis=1)))
-             for p in (placed['upper_incisor'], lower_incisor)]
-  anchor_target = np.stack([target['upper_incisor'], target['lower_incisor']])
-  check = check_mask(model, head, skin_vertex_ids)
-  before = bone_fit.depth_report(bone_fit._mesh(bones.vertices, bones.faces), skin, normals,  # pylint: disable=protected-access
-                                 check, targets, settings.margin_mm, settings.max_distance_mm)
+  count = len(cranium.vertices)
+  parts = [bone_fit.WarpPart('cranium', np.arange(count)),
+           bone_fit.WarpPart('mandible', np.arange(count, len(bones.vertices)), stiff=True)]
+  jaw_condyles = condyles @ jaw_r.T + jaw_t
+  anchor_points = [(cranium.vertices, 0, placed['upper_incisor'], target['upper_incisor']),
+                   (mandible.vertices, count, lower_incisor, target['lower_incisor']),
+                   (mandible.vertices, count, jaw_condyles[0], jaw_condyles[0]),
+                   (mandible.vertices, count, jaw_condyles[1], jaw_condyles[1])]
+  anchors = [offset + int(np.argmin(np.linalg.norm(v - p, axis=1)))
+             for v, offset, p, _ in anchor_points]
+  anchor_target = np.stack([t for *_, t in anchor_points])
+  check = check_mask(model, head, skin_vertex_ids, normals)
+  bone_mesh = bone_fit._mesh(bones.vertices, bones.faces)  # pylint: disable=protected-access
+  before = bone_fit.depth_report(bone_mesh, skin, normals, np.ones(len(skin), bool), targets,
+                                 settings.margin_mm, settings.max_distance_mm,
+                                 settings.max_outside_mm, skin_faces)
   warp_start = time.perf_counter()
   result = bone_fit.fit_warp(bones.vertices, bones.faces, skin, normals, check, targets,
-                             anchors, anchor_target, settings)
+                             anchors, anchor_target, settings, parts, skin_faces)
   warp_seconds = time.perf_counter() - warp_start
-  count = len(cranium.vertices)
   cranium = Mesh(result.vertices[:count], cranium.faces)
   mandible = Mesh(result.vertices[count:], mandible.faces)
   plane = symmetry_lib.mirror_plane(skin)
   pivot = folder_lib.estimate_pivot(mandible.vertices, plane)
   after = bone_fit.depth_report(bone_fit._mesh(result.vertices, bones.faces), skin, normals,  # pylint: disable=protected-access
-                                check, targets, settings.margin_mm, settings.max_distance_mm)
+                                np.ones(len(skin), bool), targets, settings.margin_mm,
+                                settings.max_distance_mm, settings.max_outside_mm, skin_faces)
+  after_checked = bone_fit.depth_report(
+      bone_fit._mesh(result.vertices, bones.faces), skin, normals, check, None,  # pylint: disable=protected-access
+      settings.margin_mm, settings.max_distance_mm, settings.max_outside_mm, skin_faces)
   report = {
       'after_warp': after,
+      'after_warp_checked': after_checked,
       'after_similarity': before,
       'similarity': {'scale': s, 'residual_mm': similarity_residual},
       'mandible_rotation_deg': float(np.degrees(np.arccos(np.clip((np.trace(jaw_r) - 1) / 2,
                                                                    -1, 1)))),
       'pivot_mm': [float(p) for p in pivot],
       'warp_history': result.history,
-      'warp_best_round': result.best_round,
+      'warp_accepted_rounds': result.best_round,
+      'margin_push': result.push,
+      'checked_in_fit': int(check.sum()),
       'settings': dataclasses.asdict(settings),
       'seconds': {'warp': warp_seconds, 'total': time.perf_counter() - start},
   }
