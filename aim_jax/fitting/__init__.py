@@ -1,0 +1,1 @@
+"""Fitting a learned AIM to performances (DESIGN.md section 6, supplementary Fig. 12)."""

@@ -1,0 +1,88 @@
+"""Global blendshapes (GBS), the linear baseline of the main paper's Table 1.
+
+x_j = s_0 + sum_i w_ij (s_i - s_0) with one coefficient vector per frame, fitted to the same
+targets as AIM: linear least squares for 3D targets (one Gauss-Newton step is exact) and
+Gauss-Newton through the camera projection for 2D landmarks; a small ridge keeps it well posed
+under sparse constraints. Frames are independent and solved in one vmapped batch.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aim_jax.fitting import camera as camera_lib
+from aim_jax.fitting.basis import ModelBasis
+from aim_jax.fitting.targets import TargetSet, interpolate
+
+
+def _residual_fn(basis: ModelBasis, targets: Dict[str, TargetSet]):
+  """r(w, frame_values, frame_visible) -> stacked residuals (mm), for one frame."""
+  kinds = sorted(targets)
+
+  def points_of(kind, w):
+    t = targets[kind]
+    ids = t.points.vertices
+    x = basis.neutral[ids] + jnp.einsum('s,mksd->mkd', w, basis.deltas[ids])
+    return interpolate(t.points, x)
+
+  def residual(w, values, visible):
+    parts = []
+    for kind in kinds:
+      t = targets[kind]
+      x = points_of(kind, w)
+      if kind == 'landmarks':
+        cam = t.camera
+        depth = x @ cam.rotation[2] + cam.translation[2]
+        mm_per_px = jax.lax.stop_gradient(depth / cam.intrinsics[0, 0])
+        r = (camera_lib.project(cam, x) - values[kind]) * mm_per_px[:, None]
+      else:
+        r = x - values[kind]
+      parts.append((r * jnp.sqrt(visible[kind])[:, None]).reshape(-1))
+    return jnp.concatenate(parts)
+
+  return residual
+
+
+def fit_gbs(basis: ModelBasis, targets: Dict[str, TargetSet], ridge: float = 1e-3,
+            iterations: int = 10) -> np.ndarray:
+  """GBS coefficients per frame by Gauss-Newton (exact in one step for 3D targets).
+
+  Args:
+    basis: a GBS basis (`basis.gbs_basis`): data neutral and deltas s_i - s_0.
+    targets: {kind: TargetSet} over F frames.
+    ridge: Tikhonov weight on the coefficients (mm^2 per unit^2), relative to the mean
+      per-point residual.
+    iterations: Gauss-Newton steps (1 suffices without landmarks).
+  Returns:
+    (F, S-1) coefficients.
+  """
+  residual = _residual_fn(basis, targets)
+  num_coefficients = basis.num_coefficients
+  count = sum(t.points.count for t in targets.values())
+  has_2d = 'landmarks' in targets
+  iterations = iterations if has_2d else 1
+
+  def solve_frame(values, visible):
+    def body(w, _):
+      r = residual(w, values, visible)
+      jac = jax.jacfwd(residual)(w, values, visible)
+      lhs = jac.T @ jac / count + ridge * jnp.eye(num_coefficients)
+      rhs = -(jac.T @ r / count + ridge * w)
+      return w + jnp.linalg.solve(lhs, rhs), None
+    w, _ = jax.lax.scan(body, jnp.zeros(num_coefficients, jnp.float32), None,
+                        length=iterations)
+    return w
+
+  values = {k: t.values for k, t in targets.items()}
+  visible = {k: t.visible for k, t in targets.items()}
+  return np.asarray(jax.jit(jax.vmap(solve_frame))(values, visible))
+
+
+def gbs_frames(basis: ModelBasis, weights: np.ndarray) -> np.ndarray:
+  """(F, S-1) coefficients -> (F, V, 3) mm frames."""
+  return np.asarray(basis.neutral)[None] + np.einsum('fs,vsd->fvd', weights,
+                                                     np.asarray(basis.deltas))

@@ -1,0 +1,399 @@
+"""The fitting loop: per-frame codes and F_T / F_W learned with optax against frozen AIM fields.
+
+`fit_frames` fits one chunk of frames jointly (shared F_T and F_W, one code per frame): a jitted
+Adam step on a random subset of the constrained points each step, resumable from orbax
+checkpoints. With several devices the frame axis is sharded across them (`jax.sharding`), so the
+same call scales from one CPU to a multi-GPU host. `fit_sequence` splits a long sequence into
+chunks, fits them one after another (each starting from the previous chunk's networks), keeps
+finished chunks on disk and returns every frame evaluated at every vertex.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from aim_jax import geometry
+from aim_jax import progress as progress_lib
+from aim_jax.fitting import basis as basis_lib
+from aim_jax.fitting import model as model_lib
+from aim_jax.fitting import objectives
+from aim_jax.fitting.basis import ModelBasis
+from aim_jax.fitting.targets import SurfacePoints, TargetSet, interpolate
+from aim_jax.models import aim
+
+TERMS = ('dense', 'markers', 'landmarks', 'coefficients', 'temporal')
+
+
+@dataclasses.dataclass(frozen=True)
+class LossOptions:
+  """Static loss settings (from `config.loss` and `config.optim`)."""
+  weights: tuple  # ((term, weight), ...) over TERMS.
+  points_per_step: int = 0
+  robust: str = 'none'
+  robust_scale: float = 1.0
+  optimize_camera: bool = False
+
+
+def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
+  loss = config.loss
+  return LossOptions(weights=tuple((t, float(loss[t])) for t in TERMS),
+                     points_per_step=int(config.optim.points_per_step), robust=loss.robust,
+                     robust_scale=float(loss.robust_scale), optimize_camera=loss.optimize_camera)
+
+
+def fit_spec(config: ml_collections.ConfigDict, num_coefficients: int,
+             variant: Optional[str] = None) -> model_lib.FitSpec:
+  m = config.model
+  return model_lib.FitSpec(num_coefficients=num_coefficients, code_dim=m.code_dim,
+                           hidden=m.hidden, depth=m.depth, activation=m.activation, w0=m.w0,
+                           variant=variant or m.variant, rank=m.rank, head_pose=m.head_pose,
+                           translation_scale=m.translation_scale,
+                           code_init_std=m.code_init_std)
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  o = config.optim
+  schedule = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=o.learning_rate, warmup_steps=o.warmup_steps,
+      decay_steps=max(o.num_steps, o.warmup_steps + 1),
+      end_value=o.learning_rate * o.final_lr_fraction)
+  return optax.adam(schedule)
+
+
+@flax.struct.dataclass
+class FitState:
+  step: jnp.ndarray
+  params: Dict
+  opt_state: optax.OptState
+
+
+def _subsample(targets: TargetSet, key: jax.Array, count: int):
+  """A random subset of `count` constrained points (all of them when count is 0 or larger)."""
+  total = targets.points.count
+  if not count or count >= total:
+    return targets.points, targets.values, targets.visible
+  index = jax.random.choice(key, total, (count,), replace=False)
+  points = SurfacePoints(vertices=targets.points.vertices[index],
+                         weights=targets.points.weights[index])
+  return points, targets.values[:, index], targets.visible[:, index]
+
+
+def _basis_at(source: Dict, vertex_ids: jnp.ndarray, aim_spec: Optional[aim.AIMSpec]
+              ) -> ModelBasis:
+  """The AIM fields at some vertices: from the cache, or (uncached) through the networks."""
+  if aim_spec is None:
+    return source['basis'].take(vertex_ids)
+  fields = basis_lib.uncached_fields(jax.lax.stop_gradient(source['aim']),
+                                     aim_spec, source['basis'].points[vertex_ids])
+  return fields
+
+
+def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
+                 aim_spec: Optional[aim.AIMSpec] = None) -> Callable:
+  """loss(params, source, targets, key) -> (total, terms) for one step.
+
+  Args (of the returned function):
+    source: {'basis': ModelBasis} (cached), plus {'aim': AIM params} for the uncached path
+      (when aim_spec is given the fields are recomputed through the networks every step).
+    targets: {kind: TargetSet} over the same F frames as params['codes'].
+  """
+  weights = dict(options.weights)
+
+  def loss_fn(params, source, targets, key):
+    frame = model_lib.transforms(params, spec)
+    num_frames = params['codes'].shape[0]
+    terms = {}
+    coefficient_sets = []
+    for i, kind in enumerate(sorted(targets)):
+      target = targets[kind]
+      points, values, visible = _subsample(target, jax.random.fold_in(key, i),
+                                           options.points_per_step)
+      k = points.vertices.shape[1]
+      basis = _basis_at(source, points.vertices.reshape(-1), aim_spec)
+      w = model_lib.coefficients(params, basis.coords, spec)
+      x = model_lib.compose(basis, w, frame)
+      x = interpolate(points, x.reshape(num_frames, -1, k, 3))
+      offset = None
+      if kind == 'landmarks' and options.optimize_camera:
+        offset = (params['camera']['rot6d'], params['camera']['translation'])
+      scale = options.robust_scale
+      terms[kind] = objectives.data_term(x, target, visible, values, options.robust, scale,
+                                         offset)
+      coefficient_sets.append(w)
+    w = jnp.concatenate(coefficient_sets, axis=1)
+    terms['coefficients'] = objectives.coefficient_magnitude(w)
+    terms['temporal'] = objectives.temporal_smoothness(w, frame['raw'])
+    total = sum(weights[name] * value for name, value in terms.items())
+    terms['total'] = total
+    return total, terms
+
+  return loss_fn
+
+
+def make_step(spec: model_lib.FitSpec, options: LossOptions,
+              optimizer: optax.GradientTransformation,
+              aim_spec: Optional[aim.AIMSpec] = None) -> Callable:
+  """A jitted step(state, source, targets, base_key) -> (state, terms)."""
+  loss_fn = make_loss_fn(spec, options, aim_spec)
+
+  @jax.jit
+  def step(state: FitState, source, targets, base_key):
+    key = jax.random.fold_in(base_key, state.step)
+    (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, source, targets, key)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return FitState(step=state.step + 1, params=params, opt_state=opt_state), terms
+
+  return step
+
+
+def init_params(config, spec: model_lib.FitSpec, num_frames: int,
+                networks: Optional[Dict] = None) -> Dict:
+  params = model_lib.init(jax.random.PRNGKey(config.seed), spec, num_frames, networks)
+  if config.loss.optimize_camera:
+    params['camera'] = {'rot6d': jnp.asarray(geometry.IDENTITY_6D),
+                        'translation': jnp.zeros(3, jnp.float32)}
+  return params
+
+
+def frame_sharding(num_frames: int):
+  """(padded frame count, sharding of frame-major arrays, replicated sharding), or None when
+  there is only one device."""
+  devices = jax.devices()
+  if len(devices) < 2:
+    return None
+  mesh = Mesh(np.asarray(devices), ('frames',))
+  padded = -(-num_frames // len(devices)) * len(devices)
+  return padded, NamedSharding(mesh, PartitionSpec('frames')), NamedSharding(mesh,
+                                                                              PartitionSpec())
+
+
+def _pad_frames(targets: Dict[str, TargetSet], padded: int) -> Dict[str, TargetSet]:
+  """Pads every target set to `padded` frames with invisible copies of its last frame."""
+  out = {}
+  for kind, t in targets.items():
+    extra = padded - t.num_frames
+    values = jnp.concatenate([t.values, jnp.repeat(t.values[-1:], extra, axis=0)])
+    visible = jnp.concatenate([t.visible, jnp.zeros((extra,) + t.visible.shape[1:],
+                                                    t.visible.dtype)])
+    out[kind] = t.replace(values=values, visible=visible)
+  return out
+
+
+def _shard_state(state: FitState, frames, replicated) -> FitState:
+  """Codes (and their Adam moments) split over devices along frames; the rest replicated."""
+  def place(path, leaf):
+    names = [getattr(p, 'key', getattr(p, 'name', None)) for p in path]
+    return jax.device_put(leaf, frames if 'codes' in names and leaf.ndim else replicated)
+  return jax.tree_util.tree_map_with_path(place, state)
+
+
+def _shard_targets(targets, frames, replicated):
+  return {kind: t.replace(values=jax.device_put(t.values, frames),
+                          visible=jax.device_put(t.visible, frames),
+                          points=jax.device_put(t.points, replicated),
+                          camera=(None if t.camera is None
+                                  else jax.device_put(t.camera, replicated)))
+          for kind, t in targets.items()}
+
+
+def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, source: Dict,
+               targets: Dict[str, TargetSet], workdir: Optional[str] = None,
+               log: Optional[Callable[[str], None]] = print, networks: Optional[Dict] = None,
+               aim_spec: Optional[aim.AIMSpec] = None, stop_after: Optional[int] = None,
+               num_steps: Optional[int] = None, callback: Optional[Callable] = None):
+  """Fits F frames jointly. Resumes from `workdir/checkpoints` when it holds one.
+
+  Args:
+    source: {'basis': ModelBasis} (plus {'aim': params} with aim_spec for the uncached path).
+    targets: {kind: TargetSet}, all with the same F frames.
+    networks: F_T / F_W parameters to start from instead of the initialisation.
+    stop_after: stop (with a checkpoint) after this step; for resume tests.
+    callback: called as callback(step, params) at every logged step (for convergence curves).
+  Returns:
+    (params with codes for the F frames, history of logged metric dicts).
+  """
+  num_frames = next(iter(targets.values())).num_frames
+  if any(t.num_frames != num_frames for t in targets.values()):
+    raise ValueError('all target kinds must cover the same frames')
+  total_steps = int(num_steps or config.optim.num_steps)
+  options = loss_options(config)
+  optimizer = make_optimizer(config)
+  step_fn = make_step(spec, options, optimizer, aim_spec)
+  base_key = jax.random.PRNGKey(config.seed + 1)
+
+  sharding = frame_sharding(num_frames) if config.optim.shard_frames else None
+  padded = num_frames if sharding is None else sharding[0]
+  if padded != num_frames:
+    targets = _pad_frames(targets, padded)
+  params = init_params(config, spec, padded, networks)
+  state = FitState(step=jnp.zeros((), jnp.int32), params=params,
+                   opt_state=optimizer.init(params))
+  if sharding is not None:
+    state = _shard_state(state, sharding[1], sharding[2])
+    targets = _shard_targets(targets, sharding[1], sharding[2])
+    source = jax.device_put(source, sharding[2])
+
+  manager = None
+  metrics_path = None
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    metrics_path = os.path.join(workdir, 'metrics.jsonl')
+    manager = ocp.CheckpointManager(
+        os.path.abspath(os.path.join(workdir, 'checkpoints')),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+    latest = manager.latest_step()
+    if latest is not None:
+      abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+      state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+      if log:
+        log(f'resumed from checkpoint at step {latest} in {workdir}')
+      _truncate_metrics(metrics_path, latest)
+
+  start = int(state.step)
+  end = total_steps if stop_after is None else min(total_steps, stop_after)
+  log_every = max(1, int(config.log_every))
+  meter = progress_lib.Progress(total=total_steps, start=start, log=log)
+  history = []
+  sums, count = None, 0
+  try:
+    for step in range(start + 1, end + 1):
+      state, terms = step_fn(state, source, targets, base_key)
+      sums = terms if sums is None else jax.tree_util.tree_map(jnp.add, sums, terms)
+      count += 1
+      if step % log_every == 0 or step == end:
+        means = {k: float(v) / count for k, v in jax.device_get(sums).items()}
+        record = meter.update(step, means)
+        meter.flush()
+        history.append(record)
+        if metrics_path:
+          with open(metrics_path, 'a') as f:
+            f.write(json.dumps(record) + '\n')
+        if callback is not None:
+          callback(step, state.params)
+        sums, count = None, 0
+      if manager is not None and step % config.checkpoint_every == 0:
+        manager.save(step, args=ocp.args.StandardSave(state))
+  finally:
+    if manager is not None:
+      if int(state.step) != (manager.latest_step() or 0):
+        manager.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
+      manager.wait_until_finished()
+      manager.close()
+  params = jax.device_get(state.params)
+  params['codes'] = params['codes'][:num_frames]
+  return params, history
+
+
+def _truncate_metrics(path: str, step: int):
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [l for l in f if l.strip() and json.loads(l)['step'] <= step]
+  with open(path, 'w') as f:
+    f.writelines(lines)
+
+
+def evaluate_frames(params: Dict, spec: model_lib.FitSpec, basis: ModelBasis,
+                    frame_chunk: int = 16) -> Dict[str, np.ndarray]:
+  """Every fitted frame at every basis vertex, in chunks of frames (bounded memory).
+
+  Returns numpy: 'frames' (F, V, 3) mm, 'coefficients' (F, V, S-1), 'codes' (F, D),
+  'jaw_rotation' (F, 3, 3), 'jaw_translation' (F, 3) mm (+ 'head_rotation', 'head_translation').
+  """
+  @jax.jit
+  def run(p):
+    x, w, frame = model_lib.estimate(p, basis, spec)
+    frame = {k: v for k, v in frame.items() if k != 'raw'}
+    return {'frames': x, 'coefficients': w, **frame}
+
+  codes = np.asarray(params['codes'])
+  num_frames = codes.shape[0]
+  pieces = []
+  for start in range(0, num_frames, frame_chunk):
+    block = codes[start:start + frame_chunk]
+    pad = frame_chunk - block.shape[0] if num_frames > frame_chunk else 0
+    if pad:
+      block = np.concatenate([block, np.repeat(block[-1:], pad, axis=0)])
+    out = jax.device_get(run({**params, 'codes': jnp.asarray(block)}))
+    pieces.append({k: v[:block.shape[0] - pad] for k, v in out.items()})
+  result = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+  result['codes'] = codes
+  return result
+
+
+def _chunk_targets(targets: Dict[str, TargetSet], start: int, stop: int):
+  return {kind: t.frames(slice(start, stop)) for kind, t in targets.items()}
+
+
+def chunk_ranges(num_frames: int, chunk_frames: int) -> Sequence[tuple]:
+  chunk_frames = num_frames if chunk_frames <= 0 else chunk_frames
+  return [(s, min(s + chunk_frames, num_frames)) for s in range(0, num_frames, chunk_frames)]
+
+
+def _save_networks(chunk_dir: str, networks: Dict):
+  path = os.path.join(chunk_dir, 'networks.msgpack')
+  with open(path + '.tmp', 'wb') as f:
+    f.write(flax.serialization.msgpack_serialize(
+        jax.tree_util.tree_map(np.asarray, flax.serialization.to_state_dict(networks))))
+  os.replace(path + '.tmp', path)
+
+
+def _load_networks(chunk_dir: str, config, spec: model_lib.FitSpec) -> Dict:
+  """F_T / F_W (and camera) parameters a finished chunk ended with."""
+  template = {k: v for k, v in init_params(config, spec, 1).items() if k != 'codes'}
+  with open(os.path.join(chunk_dir, 'networks.msgpack'), 'rb') as f:
+    state = flax.serialization.msgpack_restore(f.read())
+  return flax.serialization.from_state_dict(template, state)
+
+
+def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, basis: ModelBasis,
+                 targets: Dict[str, TargetSet], workdir: str,
+                 log: Optional[Callable[[str], None]] = print) -> Dict[str, np.ndarray]:
+  """Fits a whole sequence chunk by chunk in `workdir` and returns `evaluate_frames` of all.
+
+  A chunk whose results file exists is loaded, not refitted; an unfinished chunk resumes from its
+  checkpoint. Each chunk starts from the previous chunk's F_T and F_W (temporal smoothness acts
+  within a chunk).
+  """
+  num_frames = next(iter(targets.values())).num_frames
+  ranges = chunk_ranges(num_frames, config.optim.chunk_frames)
+  os.makedirs(workdir, exist_ok=True)
+  results, networks = [], None
+  for index, (start, stop) in enumerate(ranges):
+    chunk_dir = os.path.join(workdir, f'chunk_{index:03d}')
+    done = os.path.join(chunk_dir, 'result.npz')
+    if os.path.exists(done):
+      with np.load(done) as data:
+        results.append({k: data[k] for k in data.files})
+      networks = _load_networks(chunk_dir, config, spec)
+      continue
+    if log and len(ranges) > 1:
+      log(f'chunk {index + 1}/{len(ranges)}: frames {start}-{stop - 1}')
+    params, _ = fit_frames(config, spec, {'basis': basis}, _chunk_targets(targets, start, stop),
+                           workdir=chunk_dir, log=log, networks=networks)
+    networks = {k: v for k, v in params.items() if k not in ('codes',)}
+    result = evaluate_frames(params, spec, basis)
+    if 'camera' in params:
+      result['camera_rot6d'] = np.asarray(params['camera']['rot6d'])[None]
+      result['camera_translation'] = np.asarray(params['camera']['translation'])[None]
+    _save_networks(chunk_dir, networks)
+    tmp = os.path.join(chunk_dir, 'result.tmp.npz')
+    np.savez(tmp, **result)
+    os.replace(tmp, done)
+    results.append(result)
+  return {k: np.concatenate([r[k] for r in results]) for k in results[0]}

@@ -1,0 +1,89 @@
+"""Constraints made from a sequence with known ground truth: the held-out synthetic performance
+as dense 3D targets, sparse 3D markers and dense 2D landmarks seen by one camera (B.1, B.6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aim_jax.fitting import camera as camera_lib
+from aim_jax.fitting import targets as targets_lib
+
+
+def farthest_points(points: np.ndarray, count: int, seed: int) -> np.ndarray:
+  """Indices of `count` well-spread points (greedy farthest-point order from a seeded start)."""
+  points = np.asarray(points, np.float64)
+  count = min(count, points.shape[0])
+  rng = np.random.default_rng(seed)
+  chosen = [int(rng.integers(points.shape[0]))]
+  distance = np.linalg.norm(points - points[chosen[0]], axis=1)
+  for _ in range(count - 1):
+    nxt = int(np.argmax(distance))
+    chosen.append(nxt)
+    distance = np.minimum(distance, np.linalg.norm(points - points[nxt], axis=1))
+  return np.asarray(chosen)
+
+
+def surface_samples(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray, count: int,
+                    seed: int):
+  """`count` spread points on triangles whose corners are all in `region`: (face ids (M,),
+  barycentric (M, 3)), the barycentric coordinates random but away from the edges."""
+  triangles = np.asarray(triangles)
+  inside = np.nonzero(np.asarray(region)[triangles].all(axis=1))[0]
+  centroids = np.asarray(neutral)[triangles[inside]].mean(axis=1)
+  faces = inside[farthest_points(centroids, count, seed)]
+  rng = np.random.default_rng(seed + 1)
+  bary = rng.dirichlet(np.full(3, 4.0), size=faces.shape[0])
+  return faces, bary
+
+
+def markers(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray, frames: np.ndarray,
+            count: int = 150, noise_mm: float = 0.0, seed: int = 0) -> targets_lib.TargetSet:
+  """Sparse 3D markers at barycentric points of the ground-truth frames (F, V, 3) mm, with
+  optional Gaussian noise (mm, per axis)."""
+  faces, bary = surface_samples(neutral, triangles, region, count, seed)
+  points = targets_lib.at_barycentric(triangles, faces, bary)
+  values = np.einsum('fmkd,mk->fmd', np.asarray(frames)[:, np.asarray(triangles)[faces]], bary)
+  rng = np.random.default_rng(seed + 2)
+  values = values + noise_mm * rng.standard_normal(values.shape)
+  return targets_lib.make_target_set('markers', points, values, source='synthetic markers')
+
+
+def frontal_camera(neutral: np.ndarray, distance_mm: float = 600.0,
+                   image_size=(1024, 1024), fill: float = 0.8) -> camera_lib.Camera:
+  """A camera in front of the face (+z) at `distance_mm` from its centre, focal length chosen
+  so the face spans `fill` of the image."""
+  neutral = np.asarray(neutral, np.float64)
+  center = 0.5 * (neutral.min(axis=0) + neutral.max(axis=0))
+  extent = float(np.max(neutral.max(axis=0)[:2] - neutral.min(axis=0)[:2]))
+  focal = fill * min(image_size) * distance_mm / extent
+  return camera_lib.look_at(center + np.array([0.0, 0.0, distance_mm]), center,
+                            focal_px=focal, image_size=image_size)
+
+
+def _facing(frames: np.ndarray, triangles: np.ndarray, faces: np.ndarray,
+            camera: camera_lib.Camera) -> np.ndarray:
+  """(F, M) whether each sampled triangle faces the camera in each frame."""
+  tri = np.asarray(frames)[:, np.asarray(triangles)[faces]]  # (F, M, 3, 3)
+  normal = np.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0])
+  center = tri.mean(axis=2)
+  rotation = np.asarray(camera.rotation, np.float64)
+  eye = -rotation.T @ np.asarray(camera.translation, np.float64)
+  return np.einsum('fmd,fmd->fm', normal, eye - center) > 0
+
+
+def landmarks(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray,
+              frames: np.ndarray, camera: camera_lib.Camera, count: int = 1000,
+              noise_px: float = 1.0, seed: int = 0) -> targets_lib.TargetSet:
+  """Dense 2D landmarks: `count` surface points projected by `camera` with Gaussian pixel noise;
+  points on triangles facing away from the camera are invisible in that frame."""
+  import jax.numpy as jnp
+  faces, bary = surface_samples(neutral, triangles, region, count, seed)
+  points = targets_lib.at_barycentric(triangles, faces, bary)
+  world = np.einsum('fmkd,mk->fmd', np.asarray(frames)[:, np.asarray(triangles)[faces]], bary)
+  pixels = np.asarray(camera_lib.project(camera, jnp.asarray(world, jnp.float32)))
+  rng = np.random.default_rng(seed + 3)
+  pixels = pixels + noise_px * rng.standard_normal(pixels.shape)
+  visible = _facing(frames, triangles, faces, camera)
+  return targets_lib.make_target_set('landmarks', points, pixels, visible=visible,
+                                     camera=camera, source='synthetic landmarks')

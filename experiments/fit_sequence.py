@@ -1,0 +1,61 @@
+r"""Fits a learned AIM (and the baselines) to a sequence of frames (supplementary Fig. 12).
+
+  python experiments/fit_sequence.py --config=configs/fit.py --model_dir=workdirs/demo \
+      --targets=synthetic --workdir=workdirs/demo_fit
+  python experiments/fit_sequence.py --model_dir=runs/actor --targets=scans/ --units=cm \
+      --workdir=runs/actor_fit --config.methods=aim
+  python experiments/fit_sequence.py --model_dir=runs/actor --targets=markers.npz \
+      --workdir=runs/markers --config.optim.num_steps=4000
+
+--targets is 'synthetic' (the synthetic actor's held-out performance; --config.synthetic.kind
+picks dense, markers or landmarks), a folder of OBJ/PLY frames in the actor's topology, or an
+npz (formats: aim_jax/fitting/io.py and the README). A rerun with the same workdir resumes.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from aim_jax.data import ActorError
+from aim_jax.fitting import io as fit_io
+from aim_jax.fitting import pipeline
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/fit.py',
+                                          'Fitting configuration file.', lock_config=True)
+_MODEL_DIR = flags.DEFINE_string('model_dir', None, 'A learn_model.py workdir.', required=True)
+_TARGETS = flags.DEFINE_string('targets', 'synthetic',
+                               '"synthetic", a folder of OBJ/PLY frames, or an npz.')
+_GROUND_TRUTH = flags.DEFINE_string('ground_truth', None,
+                                    'Optional ground-truth frames (folder or npz).')
+_UNITS = flags.DEFINE_enum('units', 'mm', ['mm', 'cm', 'm'], 'Units of a folder of frames.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where fits and reports go.', required=True)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  config = _CONFIG.value
+  log = lambda line: print(line, flush=True)
+  try:
+    model = pipeline.load_fit_model(_MODEL_DIR.value)
+    actor = model.actor
+    if _TARGETS.value == 'synthetic':
+      if actor.ground_truth is None:
+        raise fit_io.TargetError(f'{_MODEL_DIR.value}: --targets=synthetic needs a model '
+                                 'learned on the synthetic actor')
+      targets, truth = pipeline.synthetic_sequence_targets(config, actor)
+    else:
+      targets, truth = fit_io.read_targets(_TARGETS.value, actor.faces, actor.num_vertices,
+                                           _UNITS.value)
+    if _GROUND_TRUTH.value:
+      num_frames = next(iter(targets.values())).num_frames
+      truth = fit_io.read_ground_truth(_GROUND_TRUTH.value, actor.num_vertices, num_frames)
+  except (ActorError, fit_io.TargetError, FileNotFoundError) as err:
+    raise SystemExit(f'error: {err}') from None
+  pipeline.fit_and_report(config, model, targets, truth, _WORKDIR.value, log=log)
+
+
+if __name__ == '__main__':
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)

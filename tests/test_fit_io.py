@@ -1,0 +1,142 @@
+"""Fitting targets from files, and the fit_sequence pipeline end to end on a tiny model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aim_jax import pipeline as learn_pipeline
+from aim_jax.data import folder as folder_lib
+from aim_jax.data import synthetic
+from aim_jax.fitting import io as fit_io
+from aim_jax.fitting import pipeline
+from aim_jax.fitting import synthetic_targets
+from configs import fit_test
+from configs import learn_test
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def actor():
+  return synthetic.make_synthetic_actor(resolution=24)
+
+
+def _write_frames(folder, frames, faces, fmt='obj'):
+  os.makedirs(folder, exist_ok=True)
+  for j, frame in enumerate(frames):
+    folder_lib.write_mesh(os.path.join(folder, f'frame_{j}.{fmt}'), frame, faces)
+
+
+def test_folder_of_frames_natural_order_and_units(tmp_path, actor):
+  frames = actor.shapes[:11]
+  _write_frames(str(tmp_path / 'f'), frames / 10.0, actor.faces)
+  targets, truth = fit_io.read_targets(str(tmp_path / 'f'), actor.faces, actor.num_vertices,
+                                       units='cm')
+  assert truth is None and set(targets) == {'dense'}
+  np.testing.assert_allclose(np.asarray(targets['dense'].values), frames, atol=1e-3)
+
+
+def test_npz_with_every_kind_and_ground_truth(tmp_path, actor):
+  frames = actor.shapes[:3]
+  markers = synthetic_targets.markers(actor.neutral, actor.faces, actor.region, frames, 20)
+  cam = synthetic_targets.frontal_camera(actor.neutral)
+  marks = synthetic_targets.landmarks(actor.neutral, actor.faces, actor.region, frames, cam, 30)
+  faces_of = lambda t: np.asarray([np.nonzero((actor.faces == v).all(axis=1))[0][0]
+                                   for v in np.asarray(t.points.vertices)])
+  path = str(tmp_path / 't.npz')
+  np.savez(path, frames=frames, markers=np.asarray(markers.values),
+           marker_faces=faces_of(markers), marker_barycentric=np.asarray(markers.points.weights),
+           landmarks=np.asarray(marks.values), landmark_faces=faces_of(marks),
+           landmark_barycentric=np.asarray(marks.points.weights),
+           landmark_visible=np.asarray(marks.visible), intrinsics=np.asarray(cam.intrinsics),
+           camera_rotation=np.asarray(cam.rotation),
+           camera_translation=np.asarray(cam.translation), gt_frames=frames)
+  targets, truth = fit_io.read_targets(path, actor.faces, actor.num_vertices)
+  assert set(targets) == {'dense', 'markers', 'landmarks'}
+  np.testing.assert_allclose(np.asarray(targets['markers'].values), np.asarray(markers.values))
+  assert truth['frames'].shape == frames.shape
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda v: dict(frames=np.zeros((2, 5, 3))), 'frames must have shape'),
+    (lambda v: dict(frames=np.full((1, v, 3), np.nan)), 'NaN'),
+    (lambda v: dict(markers=np.zeros((2, 3, 3))), 'marker_vertices'),
+    (lambda v: dict(markers=np.zeros((2, 3, 3)), marker_vertices=np.array([0, 1, v])),
+     'outside'),
+    (lambda v: dict(markers=np.zeros((2, 2, 3)), marker_vertices=np.array([0, 1, 2])), 'shape'),
+    (lambda v: dict(landmarks=np.zeros((2, 2, 2)), landmark_vertices=np.array([0, 1])),
+     'camera'),
+    (lambda v: dict(frames=np.zeros((1, v, 3)), units='inch'), 'units'),
+    (lambda v: dict(other=np.zeros(3)), 'no targets'),
+])
+def test_bad_npz_targets_name_the_file(tmp_path, actor, make, message):
+  arrays = make(actor.num_vertices)
+  path = str(tmp_path / 'bad.npz')
+  np.savez(path, **arrays)
+  with pytest.raises(fit_io.TargetError, match=message) as err:
+    fit_io.read_targets(path, actor.faces, actor.num_vertices)
+  assert path in str(err.value) and '\n' not in str(err.value)
+
+
+def test_bad_files_and_folders(tmp_path, actor):
+  with pytest.raises(fit_io.TargetError, match='no such'):
+    fit_io.read_targets(str(tmp_path / 'missing.npz'), actor.faces, actor.num_vertices)
+  with pytest.raises(fit_io.TargetError, match='no .obj or .ply'):
+    os.makedirs(tmp_path / 'empty')
+    fit_io.read_targets(str(tmp_path / 'empty'), actor.faces, actor.num_vertices)
+  _write_frames(str(tmp_path / 'small'), actor.shapes[:2, :-1], np.zeros((0, 3), int))
+  with pytest.raises(fit_io.TargetError, match='topology'):
+    fit_io.read_targets(str(tmp_path / 'small'), actor.faces, actor.num_vertices)
+  (tmp_path / 'junk.npz').write_bytes(b'not a zip')
+  with pytest.raises(fit_io.TargetError, match='unreadable'):
+    fit_io.read_targets(str(tmp_path / 'junk.npz'), actor.faces, actor.num_vertices)
+  with pytest.raises(fit_io.TargetError, match='unknown target format'):
+    (tmp_path / 'x.txt').write_text('1')
+    fit_io.read_targets(str(tmp_path / 'x.txt'), actor.faces, actor.num_vertices)
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('model'))
+  config = learn_test.get_config()
+  learn_pipeline.learn_and_evaluate(config, synthetic.make_synthetic_actor(resolution=24),
+                                    workdir, log=None)
+  return workdir
+
+
+@pytest.mark.parametrize('kind', ['dense', 'markers', 'landmarks'])
+def test_fit_and_report_end_to_end(tmp_path, tiny_model, kind):
+  config = fit_test.get_config()
+  config.synthetic.kind = kind
+  config.output.render = kind == 'dense'
+  model = pipeline.load_fit_model(tiny_model)
+  targets, truth = pipeline.synthetic_sequence_targets(config, model.actor)
+  report = pipeline.fit_and_report(config, model, targets, truth, str(tmp_path), log=None)
+  assert set(report['error_mm']) == {'aim', 'aim_global', 'gbs'}
+  for method, s in report['error_mm'].items():
+    assert np.isfinite(s['mean']) and s['mean'] < 20.0, (method, s)
+  assert set(report['jaw']) == {'aim', 'aim_global'}
+  written = json.loads((tmp_path / 'report.json').read_text())
+  assert written['error_mm']['aim']['p95'] == pytest.approx(report['error_mm']['aim']['p95'])
+  assert (tmp_path / 'per_frame.csv').read_text().count('\n') == config.synthetic.num_frames + 1
+  assert (tmp_path / 'per_frame_error.png').exists()
+  assert (tmp_path / 'aim' / 'meshes' / 'frame_0005.ply').exists()
+  with np.load(tmp_path / 'aim' / 'fit.npz') as fit:
+    assert fit['coefficients'].shape[:2] == (config.synthetic.num_frames,
+                                             model.actor.num_vertices)
+  if kind == 'dense':
+    assert (tmp_path / 'renders' / 'error_maps.png').exists()
+
+
+def test_cli_reports_bad_targets_in_one_line(tmp_path, tiny_model):
+  run = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'experiments', 'fit_sequence.py'),
+       f'--model_dir={tiny_model}', f'--targets={tmp_path / "nothing.npz"}',
+       f'--workdir={tmp_path / "w"}', f'--config={os.path.join(REPO, "configs", "fit_test.py")}'],
+      capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert run.returncode != 0
+  assert 'nothing.npz: no such file' in run.stderr.strip().splitlines()[-1]
