@@ -85,7 +85,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
   def schedule(lr):
     return optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=lr, warmup_steps=t.warmup_steps, decay_steps=t.num_steps,
+        init_value=0.0, peak_value=lr, warmup_steps=t.warmup_steps, decay_steps=max(t.num_steps, t.warmup_steps + 1),
         end_value=lr * t.final_lr_fraction)
 
   def label(params):
@@ -108,7 +108,8 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   """L_Model on one batch. Returns (total, dict of the unweighted terms).
 
   `weights` maps each term ('reconstruction', 'anatomy', 'anatomy_normal', 'thickness',
-  'thickness_small', 'skinning', 'skinning_smooth', 'symmetry') to its weight; a term whose
+  'thickness_small', 'skinning', 'skinning_smooth', 'symmetry', 'expression_small') to its
+  weight; a term whose
   weight is 0 is not computed at all.
   """
   num_vertices = data.template.shape[0]
@@ -122,6 +123,8 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   rotation, translation = aim.jaw_transforms(params)
   predicted = aim.reconstruct_from_fields(fields, rotation, translation, spec)
   terms = {'reconstruction': losses.reconstruction(predicted, data.shapes[:, index])}
+  if weights.get('expression_small', 0.0):
+    terms['expression_small'] = losses.expression_small(fields['expression'])
 
   uses = lambda *names: any(weights.get(n, 0.0) for n in names)
   num_constraints = data.c_points.shape[0]
@@ -169,6 +172,7 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
       'skinning': w.skinning if use.skinning else 0.0,
       'skinning_smooth': w.skinning_smooth if use.skinning else 0.0,
       'symmetry': w.symmetry if use.symmetry else 0.0,
+      'expression_small': w.expression_small if use.expression_small else 0.0,
   }
   return {k: float(v) for k, v in weights.items()}
 

@@ -24,6 +24,17 @@ def reconstruction(predicted: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean(jnp.sum((predicted - target) ** 2, axis=-1))
 
 
+def expression_small(deltas: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared expression delta (mm^2); deltas (N, S-1, 3).
+
+  Not in the paper. Reconstruction alone cannot tell a jaw motion from an expression delta
+  that copies it (E is free), and a SIREN learns E faster than the jaw transforms, so without
+  this small prior the learned jaws open a third of the true angle. With it, the rigid part of
+  each shape goes to T_i and E keeps the non-rigid rest.
+  """
+  return jnp.mean(jnp.sum(deltas ** 2, axis=-1))
+
+
 def bone_points(bone: jnp.ndarray, bone_target: jnp.ndarray) -> jnp.ndarray:
   """L_A, bone part: mean squared distance (mm^2) to the sparse bone points. (M, 3) each."""
   return jnp.mean(jnp.sum((bone - bone_target) ** 2, axis=-1))

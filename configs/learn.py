@@ -46,12 +46,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.weights.skinning = 1e2  # k = 0 on cranium hits, 1 on mandible hits.
   config.loss.weights.skinning_smooth = 1.0
   config.loss.weights.symmetry = 1e-4
+  # Not in the paper: a small prior on the expression deltas so that jaw motion is learned by the
+  # jaw transforms instead of being copied into E (see losses.expression_small).
+  config.loss.weights.expression_small = 1e-3
   # Table 3 switches: L_A (anatomy + normals), L_D (thickness + small prior), L_K, L_Sym.
   config.loss.use = ml_collections.ConfigDict()
   config.loss.use.anatomy = True
   config.loss.use.thickness = True
   config.loss.use.skinning = True
   config.loss.use.symmetry = True
+  config.loss.use.expression_small = True
   config.loss.skinning_jitter_mm = 2.0
 
   config.train = ml_collections.ConfigDict()
