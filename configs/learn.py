@@ -48,7 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.weights.symmetry = 1e-4
   # Not in the paper: a small prior on the expression deltas so that jaw motion is learned by the
   # jaw transforms instead of being copied into E (see losses.expression_small).
-  config.loss.weights.expression_small = 1e-3
+  config.loss.weights.expression_small = 1e-2
   # Table 3 switches: L_A (anatomy + normals), L_D (thickness + small prior), L_K, L_Sym.
   config.loss.use = ml_collections.ConfigDict()
   config.loss.use.anatomy = True
