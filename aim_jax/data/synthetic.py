@@ -63,6 +63,7 @@ _DEG = np.pi / 180.0
 SKIN_HALF_WIDTH = 74.0 * _DEG   # |u| of the skin's lateral edges (just in front of the ears).
 SKIN_TOP = 40.0 * _DEG          # v of the forehead edge.
 MOUTH = -25.0 * _DEG            # v of the lip line (the mouth slit's row).
+LIP_GAP_FRACTION = 0.3          # Lower-lip copies: this fraction of a row below the upper lip.
 MOUTH_CORNER = 14.5 * _DEG      # |u| of the mouth corners.
 SKIN_BOTTOM_MARGIN = 3.0 * _DEG  # The skin ends this far above the mandible's lower border.
 # Mandible (radians, mm).
@@ -505,7 +506,10 @@ def skin_layout(resolution: int) -> SkinLayout:
   remap[swap] = lower_copy[remap][swap]
   faces[below] = remap
   u = np.concatenate([u_grid.ravel(), u_col[slit_cols]])
-  v = np.concatenate([v_grid.ravel(), np.full(slit_cols.size, MOUTH)])
+  # The lower-lip copies sit a little below the upper ones (lips closed but not coincident, as
+  # on a registered scan), so every vertex has its own template point for an implicit model.
+  gap = LIP_GAP_FRACTION * (MOUTH - v_grid[slit_row - 1, slit_cols])
+  v = np.concatenate([v_grid.ravel(), MOUTH - gap])
   lower_lip = np.zeros(u.size, bool)
   lower_lip[count:] = True
   return SkinLayout(u=u, v=v, lower_lip=lower_lip, faces=faces.astype(np.int32), rows=rows,
