@@ -45,13 +45,15 @@ class LossOptions:
   robust: str = 'none'
   robust_scale: float = 1.0
   optimize_camera: bool = False
+  regularized_points: int = 256
 
 
 def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
   loss = config.loss
   return LossOptions(weights=tuple((t, float(loss[t])) for t in TERMS),
                      points_per_step=int(config.optim.points_per_step), robust=loss.robust,
-                     robust_scale=float(loss.robust_scale), optimize_camera=loss.optimize_camera)
+                     robust_scale=float(loss.robust_scale), optimize_camera=loss.optimize_camera,
+                     regularized_points=int(loss.regularized_points))
 
 
 def fit_spec(config: ml_collections.ConfigDict, num_coefficients: int,
@@ -103,16 +105,17 @@ def _basis_at(source: Dict, vertex_ids: jnp.ndarray, aim_spec: Optional[aim.AIMS
 
 def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
                  aim_spec: Optional[aim.AIMSpec] = None) -> Callable:
-  """loss(params, source, targets, key) -> (total, terms) for one step.
+  """loss(params, source, targets, valid, key) -> (total, terms) for one step.
 
   Args (of the returned function):
     source: {'basis': ModelBasis} (cached), plus {'aim': AIM params} for the uncached path
       (when aim_spec is given the fields are recomputed through the networks every step).
     targets: {kind: TargetSet} over the same F frames as params['codes'].
+    valid: (F,) 1 for real frames, 0 for padding (excluded from the regularisers).
   """
   weights = dict(options.weights)
 
-  def loss_fn(params, source, targets, key):
+  def loss_fn(params, source, targets, valid, key):
     frame = model_lib.transforms(params, spec)
     num_frames = params['codes'].shape[0]
     terms = {}
@@ -123,8 +126,8 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
                                            options.points_per_step)
       k = points.vertices.shape[1]
       basis = _basis_at(source, points.vertices.reshape(-1), aim_spec)
-      w = model_lib.coefficients(params, basis.coords, spec)
-      x = model_lib.compose(basis, w, frame)
+      offsets, w = model_lib.expression_offsets(params, basis, spec, options.regularized_points)
+      x = model_lib.compose_offsets(basis, offsets, frame)
       x = interpolate(points, x.reshape(num_frames, -1, k, 3))
       offset = None
       if kind == 'landmarks' and options.optimize_camera:
@@ -134,8 +137,8 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
                                          offset)
       coefficient_sets.append(w)
     w = jnp.concatenate(coefficient_sets, axis=1)
-    terms['coefficients'] = objectives.coefficient_magnitude(w)
-    terms['temporal'] = objectives.temporal_smoothness(w, frame['raw'])
+    terms['coefficients'] = objectives.coefficient_magnitude(w, valid)
+    terms['temporal'] = objectives.temporal_smoothness(w, frame['raw'], valid)
     total = sum(weights[name] * value for name, value in terms.items())
     terms['total'] = total
     return total, terms
@@ -146,14 +149,14 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
 def make_step(spec: model_lib.FitSpec, options: LossOptions,
               optimizer: optax.GradientTransformation,
               aim_spec: Optional[aim.AIMSpec] = None) -> Callable:
-  """A jitted step(state, source, targets, base_key) -> (state, terms)."""
+  """A jitted step(state, source, targets, valid, base_key) -> (state, terms)."""
   loss_fn = make_loss_fn(spec, options, aim_spec)
 
   @jax.jit
-  def step(state: FitState, source, targets, base_key):
+  def step(state: FitState, source, targets, valid, base_key):
     key = jax.random.fold_in(base_key, state.step)
     (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, source, targets, key)
+        state.params, source, targets, valid, key)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return FitState(step=state.step + 1, params=params, opt_state=opt_state), terms
@@ -238,15 +241,22 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
 
   sharding = frame_sharding(num_frames) if config.optim.shard_frames else None
   padded = num_frames if sharding is None else sharding[0]
+  params = init_params(config, spec, num_frames, networks)
+  valid = jnp.ones(padded, jnp.float32)
   if padded != num_frames:
+    # Padding frames copy the last frame's code, see nothing and are left out of the
+    # regularisers, so a sharded fit computes what an unsharded one does.
     targets = _pad_frames(targets, padded)
-  params = init_params(config, spec, padded, networks)
+    params['codes'] = jnp.concatenate(
+        [params['codes'], jnp.repeat(params['codes'][-1:], padded - num_frames, axis=0)])
+    valid = valid.at[num_frames:].set(0.0)
   state = FitState(step=jnp.zeros((), jnp.int32), params=params,
                    opt_state=optimizer.init(params))
   if sharding is not None:
     state = _shard_state(state, sharding[1], sharding[2])
     targets = _shard_targets(targets, sharding[1], sharding[2])
     source = jax.device_put(source, sharding[2])
+    valid = jax.device_put(valid, sharding[1])
 
   manager = None
   metrics_path = None
@@ -272,7 +282,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
   sums, count = None, 0
   try:
     for step in range(start + 1, end + 1):
-      state, terms = step_fn(state, source, targets, base_key)
+      state, terms = step_fn(state, source, targets, valid, base_key)
       sums = terms if sums is None else jax.tree_util.tree_map(jnp.add, sums, terms)
       count += 1
       if step % log_every == 0 or step == end:

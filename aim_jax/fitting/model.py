@@ -162,9 +162,14 @@ def compose(basis: ModelBasis, w: jnp.ndarray, frame: Dict[str, jnp.ndarray]) ->
 
   Returns (F, P, 3) mm.
   """
+  return compose_offsets(basis, jnp.einsum('fps,psd->fpd', w, basis.deltas), frame)
+
+
+def compose_offsets(basis: ModelBasis, offsets: jnp.ndarray, frame: Dict[str, jnp.ndarray]
+                    ) -> jnp.ndarray:
+  """x_j(c) = H_j(skin(s0, k, T_j) + offsets): offsets (F, P, 3) mm = sum_i w_ij(c) e_i(c)."""
   x = geometry.skin(basis.neutral, basis.skinning, frame['jaw_rotation'],
-                    frame['jaw_translation'], basis.pivot)
-  x = x + jnp.einsum('fps,psd->fpd', w, basis.deltas)
+                    frame['jaw_translation'], basis.pivot) + offsets
   if 'head_rotation' in frame:
     x = geometry.rigid_about_pivot(x, frame['head_rotation'], frame['head_translation'],
                                    basis.pivot)
@@ -177,3 +182,24 @@ def estimate(params: Dict, basis: ModelBasis, spec: FitSpec
   frame = transforms(params, spec)
   w = coefficients(params, basis.coords, spec)
   return compose(basis, w, frame), w, frame
+
+
+def expression_offsets(params: Dict, basis: ModelBasis, spec: FitSpec, num_regularized: int
+                       ) -> Tuple[jnp.ndarray, jnp.ndarray]:
+  """sum_i w_ij(c) e_i(c) at the basis points, and the coefficients of the first
+  `num_regularized` points (for the regularisers).
+
+  For the 'separable' variant the (F, P, S-1) coefficients are never formed: with
+  w = A(c) g(z), sum_i w_i e_i = sum_r g_r (sum_i A_ir e_i), and the inner sum is computed once
+  for all frames. Returns ((F, P, 3) mm, (F, min(P, num_regularized), S-1)).
+  """
+  if spec.variant != 'separable':
+    w = coefficients(params, basis.coords, spec)
+    return jnp.einsum('fps,psd->fpd', w, basis.deltas), w[:, :num_regularized]
+  mlp = spec.coefficient_mlp()
+  a = siren.apply(params['coefficients'], basis.coords, mlp)
+  a = a.reshape(basis.coords.shape[0], spec.num_coefficients, spec.rank)  # (P, S-1, R)
+  g = siren.apply(params['code_net'], params['codes'], spec.code_mlp())  # (F, R)
+  per_rank = jnp.einsum('psr,psd->prd', a, basis.deltas)  # (P, R, 3)
+  offsets = jnp.einsum('fr,prd->fpd', g, per_rank)
+  return offsets, jnp.einsum('psr,fr->fps', a[:num_regularized], g)

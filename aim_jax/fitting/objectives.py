@@ -63,15 +63,19 @@ def data_term(predicted: jnp.ndarray, targets: TargetSet, visible: jnp.ndarray,
                        visible)
 
 
-def coefficient_magnitude(w: jnp.ndarray) -> jnp.ndarray:
-  """Mean squared coefficient; w (F, P, S-1)."""
-  return jnp.mean(w * w)
+def coefficient_magnitude(w: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared coefficient over the valid frames; w (F, P, S-1), valid (F,) 0/1."""
+  per_frame = jnp.mean(w * w, axis=(1, 2))
+  return weighted_mean(per_frame, valid)
 
 
-def temporal_smoothness(w: jnp.ndarray, raw_transforms: jnp.ndarray) -> jnp.ndarray:
-  """Mean squared change between consecutive frames of the coefficients (F, P, S-1) and of F_T's
-  raw outputs (F, 9|18). Zero for a single frame."""
+def temporal_smoothness(w: jnp.ndarray, raw_transforms: jnp.ndarray,
+                        valid: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared change between consecutive valid frames of the coefficients (F, P, S-1) and of
+  F_T's raw outputs (F, 9|18). Zero for a single frame."""
   if w.shape[0] < 2:
     return jnp.zeros((), w.dtype)
-  return (jnp.mean((w[1:] - w[:-1]) ** 2)
-          + jnp.mean((raw_transforms[1:] - raw_transforms[:-1]) ** 2))
+  pair = valid[1:] * valid[:-1]
+  change = (jnp.mean((w[1:] - w[:-1]) ** 2, axis=(1, 2))
+            + jnp.mean((raw_transforms[1:] - raw_transforms[:-1]) ** 2, axis=1))
+  return weighted_mean(change, pair)
