@@ -144,11 +144,17 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
     terms['thickness_small'] = (jnp.sum(fields['thickness'] ** 2 * unconstrained)
                                 / jnp.maximum(jnp.sum(unconstrained), 1.0))
   sub = index[:symmetry_batch] if symmetry_batch else index
-  if uses('skinning_smooth'):
+  if uses('skinning_smooth', 'thickness_smooth'):
     jitter = skinning_jitter_mm * jax.random.normal(k_jitter, (sub.shape[0], 3))
-    nearby = aim.anatomy(params, data.template[sub] + jitter, spec, ('skinning',))['skinning']
-    terms['skinning_smooth'] = losses.skinning_smoothness(fields['skinning'][:sub.shape[0]],
-                                                          nearby)
+    names = tuple(n for n, term in (('skinning', 'skinning_smooth'),
+                                    ('thickness', 'thickness_smooth')) if uses(term))
+    nearby = aim.anatomy(params, data.template[sub] + jitter, spec, names)
+    if uses('skinning_smooth'):
+      terms['skinning_smooth'] = losses.skinning_smoothness(
+          fields['skinning'][:sub.shape[0]], nearby['skinning'])
+    if uses('thickness_smooth'):
+      terms['thickness_smooth'] = losses.thickness_smoothness(
+          fields['thickness'][:sub.shape[0]], nearby['thickness'])
   if uses('symmetry'):
     partner = data.partner[sub]
     valid = partner >= 0
@@ -169,6 +175,7 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
       'anatomy_normal': w.anatomy_normal if use.anatomy else 0.0,
       'thickness': w.thickness if use.thickness else 0.0,
       'thickness_small': w.thickness_small if use.thickness else 0.0,
+      'thickness_smooth': w.thickness_smooth if use.thickness else 0.0,
       'skinning': w.skinning if use.skinning else 0.0,
       'skinning_smooth': w.skinning_smooth if use.skinning else 0.0,
       'symmetry': w.symmetry if use.symmetry else 0.0,

@@ -35,6 +35,16 @@ def expression_small(deltas: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean(jnp.sum(deltas ** 2, axis=-1))
 
 
+def thickness_smoothness(thickness: jnp.ndarray, nearby: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared thickness change (mm^2) between points and jittered neighbours; (N,), (N,).
+
+  Not in the paper. Between the sparse constraints nothing else ties the thickness down, and a
+  SIREN (w0 = 30) interpolates it with high-frequency patches; this asks for tissue that varies
+  slowly over a few millimetres, as real soft tissue does.
+  """
+  return jnp.mean((thickness - nearby) ** 2)
+
+
 def bone_points(bone: jnp.ndarray, bone_target: jnp.ndarray) -> jnp.ndarray:
   """L_A, bone part: mean squared distance (mm^2) to the sparse bone points. (M, 3) each."""
   return jnp.mean(jnp.sum((bone - bone_target) ** 2, axis=-1))

@@ -67,3 +67,11 @@ def test_reflect_is_an_involution_about_an_offset_plane():
   np.testing.assert_allclose(losses.reflect(losses.reflect(p, plane), plane), p, atol=1e-5)
   on_plane = jnp.array([[3.0, 4.0, 7.0]]) * 5.0 / 5.0  # 0.6*3 + 0.8*4 = 5.
   np.testing.assert_allclose(losses.reflect(on_plane, plane), on_plane, atol=1e-5)
+
+
+def test_thickness_smoothness_and_expression_small_known_answers():
+  d = jnp.array([1.0, 2.0, 3.0])
+  assert float(losses.thickness_smoothness(d, d)) == 0.0
+  assert float(losses.thickness_smoothness(d, d + 2.0)) == pytest.approx(4.0)
+  deltas = jnp.zeros((4, 2, 3)).at[:, :, 0].set(3.0).at[:, :, 1].set(4.0)
+  assert float(losses.expression_small(deltas)) == pytest.approx(25.0)
