@@ -298,7 +298,7 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
           jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)))
       if log:
         log(f'resumed from checkpoint at step {latest} in {workdir}')
-      _truncate_metrics(metrics_path, latest)
+      progress_lib.truncate_metrics(metrics_path, latest)
     start = int(state.step)
     end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
     meter = progress_lib.Progress(total=t.num_steps, start=start, log=log)
@@ -341,16 +341,6 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
     raise StopRequested(f'stopped at step {int(state.step)} with a checkpoint in {workdir}; '
                         'rerun the same command to resume')
   return state.params, spec, history
-
-
-def _truncate_metrics(path: str, step: int):
-  """Drops metric lines logged after `step` (they will be logged again on resume)."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = [l for l in f if l.strip() and json.loads(l)['step'] <= step]
-  with open(path, 'w') as f:
-    f.writelines(lines)
 
 
 def save_model(workdir: str, spec: aim.AIMSpec, config, actor: Actor,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from typing import Callable, Dict, Optional
 
@@ -50,3 +52,13 @@ class Progress:
     if self._pending is not None and self.log:
       self.log(self._pending)
     self._pending = None
+
+
+def truncate_metrics(path: str, step: int):
+  """Drops the lines of a metrics.jsonl logged after `step` (a resumed run logs them again)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [l for l in f if l.strip() and json.loads(l)['step'] <= step]
+  with open(path, 'w') as f:
+    f.writelines(lines)

@@ -272,7 +272,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
       state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
       if log:
         log(f'resumed from checkpoint at step {latest} in {workdir}')
-      _truncate_metrics(metrics_path, latest)
+      progress_lib.truncate_metrics(metrics_path, latest)
 
   start = int(state.step)
   end = total_steps if stop_after is None else min(total_steps, stop_after)
@@ -307,15 +307,6 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
   params = jax.device_get(state.params)
   params['codes'] = params['codes'][:num_frames]
   return params, history
-
-
-def _truncate_metrics(path: str, step: int):
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = [l for l in f if l.strip() and json.loads(l)['step'] <= step]
-  with open(path, 'w') as f:
-    f.writelines(lines)
 
 
 def evaluate_frames(params: Dict, spec: model_lib.FitSpec, basis: ModelBasis,

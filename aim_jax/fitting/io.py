@@ -95,15 +95,21 @@ def _units_scale(data, file: str) -> float:
   return folder_lib.UNITS_TO_MM[units]
 
 
-def read_npz_targets(file: str, triangles: np.ndarray, num_vertices: int
-                     ) -> Tuple[Dict[str, targets_lib.TargetSet], Optional[Dict]]:
-  """Targets (and ground truth, when present) from an npz; see the module docstring."""
+def _load_npz(file: str) -> Dict[str, np.ndarray]:
+  """Every array of an npz (no pickles); TargetError naming the file when it cannot be read."""
   if not os.path.isfile(file):
     raise TargetError(f'{file}: no such file')
   try:
-    data = dict(np.load(file, allow_pickle=False))
+    with np.load(file, allow_pickle=False) as data:
+      return {k: data[k] for k in data.files}
   except (OSError, ValueError) as err:
     raise TargetError(f'{file}: unreadable npz ({type(err).__name__}: {err})') from None
+
+
+def read_npz_targets(file: str, triangles: np.ndarray, num_vertices: int
+                     ) -> Tuple[Dict[str, targets_lib.TargetSet], Optional[Dict]]:
+  """Targets (and ground truth, when present) from an npz; see the module docstring."""
+  data = _load_npz(file)
   scale = _units_scale(data, file)
   targets = {}
   try:
@@ -160,12 +166,7 @@ def read_ground_truth(path: str, num_vertices: int, num_frames: int) -> Dict:
     frames = read_mesh_frames(path, num_vertices)
     truth = {'frames': frames}
   else:
-    if not os.path.isfile(path):
-      raise TargetError(f'{path}: no such file or folder')
-    try:
-      data = dict(np.load(path, allow_pickle=False))
-    except (OSError, ValueError) as err:
-      raise TargetError(f'{path}: unreadable npz ({type(err).__name__}: {err})') from None
+    data = _load_npz(path)
     if 'frames' not in data:
       raise TargetError(f'{path}: ground truth npz needs `frames` (F, V, 3)')
     scale = _units_scale(data, path)
