@@ -46,7 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.weights.skinning = 1e2  # k = 0 on cranium hits, 1 on mandible hits.
   config.loss.weights.skinning_smooth = 1.0
   # Not in the paper: thickness varies slowly (same jittered neighbours as skinning_smooth).
-  config.loss.weights.thickness_smooth = 0.0
+  config.loss.weights.thickness_smooth = 1.0
   config.loss.weights.symmetry = 1e-4
   # Not in the paper: a small prior on the expression deltas so that jaw motion is learned by the
   # jaw transforms instead of being copied into E (see losses.expression_small).
