@@ -98,9 +98,8 @@ def _basis_at(source: Dict, vertex_ids: jnp.ndarray, aim_spec: Optional[aim.AIMS
   """The AIM fields at some vertices: from the cache, or (uncached) through the networks."""
   if aim_spec is None:
     return source['basis'].take(vertex_ids)
-  fields = basis_lib.uncached_fields(jax.lax.stop_gradient(source['aim']),
-                                     aim_spec, source['basis'].points[vertex_ids])
-  return fields
+  return basis_lib.uncached_fields(jax.lax.stop_gradient(source['aim']), aim_spec,
+                                   source['basis'].points[vertex_ids])
 
 
 def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
@@ -132,9 +131,8 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
       offset = None
       if kind == 'landmarks' and options.optimize_camera:
         offset = (params['camera']['rot6d'], params['camera']['translation'])
-      scale = options.robust_scale
-      terms[kind] = objectives.data_term(x, target, visible, values, options.robust, scale,
-                                         offset)
+      terms[kind] = objectives.data_term(x, target, visible, values, options.robust,
+                                         options.robust_scale, offset)
       coefficient_sets.append(w)
     w = jnp.concatenate(coefficient_sets, axis=1)
     terms['coefficients'] = objectives.coefficient_magnitude(w, valid)
