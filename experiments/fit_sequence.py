@@ -38,6 +38,7 @@ def main(argv):
   config = _CONFIG.value
   log = lambda line: print(line, flush=True)
   try:
+    pipeline.parse_methods(config)  # Before the model is loaded, so a typo fails fast.
     model = pipeline.load_fit_model(_MODEL_DIR.value)
     actor = model.actor
     if _TARGETS.value == 'synthetic':
@@ -51,7 +52,7 @@ def main(argv):
     if _GROUND_TRUTH.value:
       num_frames = next(iter(targets.values())).num_frames
       truth = fit_io.read_ground_truth(_GROUND_TRUTH.value, actor.num_vertices, num_frames)
-  except (ActorError, fit_io.TargetError, FileNotFoundError) as err:
+  except (ActorError, fit_io.TargetError, FileNotFoundError, ValueError) as err:
     raise SystemExit(f'error: {err}') from None
   pipeline.fit_and_report(config, model, targets, truth, _WORKDIR.value, log=log)
 

@@ -140,3 +140,12 @@ def test_cli_reports_bad_targets_in_one_line(tmp_path, tiny_model):
       capture_output=True, text=True, cwd=REPO, timeout=300)
   assert run.returncode != 0
   assert 'nothing.npz: no such file' in run.stderr.strip().splitlines()[-1]
+
+
+def test_unknown_fit_method_is_refused():
+  config = fit_test.get_config()
+  config.methods = 'aim,foo'
+  with pytest.raises(ValueError, match="unknown or no method.*foo"):
+    pipeline.parse_methods(config)
+  config.methods = 'gbs, aim'
+  assert pipeline.parse_methods(config) == ['gbs', 'aim']

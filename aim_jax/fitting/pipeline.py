@@ -193,16 +193,22 @@ def write_report_outputs(workdir: str, config, actor: Actor, results: Dict, eval
                   ncols=1 + len(results), title='fitted frames: per-vertex error')
 
 
+def parse_methods(config: ml_collections.ConfigDict) -> list:
+  """The methods of `config.methods` (comma separated); ValueError naming any unknown one."""
+  methods = [m.strip() for m in config.methods.split(',') if m.strip()]
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown or not methods:
+    raise ValueError(f'config.methods: unknown or no method(s) {unknown}; expected {METHODS}')
+  return methods
+
+
 def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: Dict,
                    truth: Optional[Dict], workdir: str,
                    log: Optional[Callable[[str], None]] = print) -> Dict:
   """Fits every method of `config.methods` in `workdir` (resuming), writes every output and
   returns the report."""
+  methods = parse_methods(config)
   os.makedirs(workdir, exist_ok=True)
-  methods = [m.strip() for m in config.methods.split(',') if m.strip()]
-  unknown = [m for m in methods if m not in METHODS]
-  if unknown:
-    raise ValueError(f'config.methods: unknown method(s) {unknown}; expected {METHODS}')
   num_frames = next(iter(targets.values())).num_frames
   results, seconds = {}, {}
   for method in methods:
