@@ -9,6 +9,7 @@ from aim_jax.viz.colors import scalar_colors
 from aim_jax.viz.plots import plot_bars
 from aim_jax.viz.plots import plot_loss_curves
 from aim_jax.viz.plots import plot_per_frame_error
+from aim_jax.viz.plots import plot_tradeoff
 from aim_jax.viz.ply import read_mesh
 from aim_jax.viz.ply import write_colored_mesh
 from aim_jax.viz.render import render_grid
@@ -17,7 +18,7 @@ from aim_jax.viz.render import render_mesh
 from aim_jax.viz.render import render_views
 
 __all__ = [
-    'normal_colors', 'scalar_colors', 'plot_bars', 'plot_loss_curves', 'plot_per_frame_error',
+    'normal_colors', 'scalar_colors', 'plot_bars', 'plot_loss_curves', 'plot_per_frame_error', 'plot_tradeoff',
     'read_mesh', 'write_colored_mesh', 'render_grid', 'render_image', 'render_mesh',
     'render_views',
 ]

@@ -194,3 +194,35 @@ def plot_bars(path: str, labels: Sequence[str], values: Sequence[float],
     ax.set_title(title)
   fig.tight_layout()
   return _save(fig, path)
+
+
+def plot_tradeoff(path: str, x: Sequence[float], y: Sequence[float], labels: Sequence[str],
+                  xlabel: str = '', ylabel: str = '', title: Optional[str] = None,
+                  size_px: Tuple[int, int] = (560, 440)) -> str:
+  """Writes a PNG of labelled points joined in order (e.g. error against evaluation time for
+  growing network widths, the paper's Fig. 18), with a logarithmic x axis.
+
+  Args:
+    path: output .png (parent folders are created).
+    x, y: (K,) coordinates (x > 0); labels: (K,) point names.
+  Returns:
+    `path`.
+  """
+  x = np.asarray(x, np.float64).reshape(-1)
+  y = np.asarray(y, np.float64).reshape(-1)
+  if not len(x) == len(y) == len(labels):
+    raise ValueError(f'{len(x)} x, {len(y)} y and {len(labels)} labels')
+  fig = _new_figure(size_px)
+  ax = fig.add_subplot(1, 1, 1)
+  ax.plot(x, y, marker='o', color='tab:blue')
+  for xi, yi, label in zip(x, y, labels):
+    ax.annotate(str(label), (xi, yi), textcoords='offset points', xytext=(6, 6), fontsize=9)
+  if np.all(x > 0):
+    ax.set_xscale('log')
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.grid(True, which='both', alpha=0.4)
+  if title:
+    ax.set_title(title)
+  fig.tight_layout()
+  return _save(fig, path)

@@ -1,0 +1,6 @@
+"""Ablation studies of the supplementary (B.5, Tables 1-3, Fig. 14, 16, 18) as resumable jobs.
+
+studies: what each study varies, and the paper's numbers to compare with.
+runner: one (variant, seed) job: learn, fit the held-out sequence, evaluate; resumable.
+report: gathers the jobs into results.csv, report.md, plots and renders.
+"""

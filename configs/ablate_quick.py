@@ -1,0 +1,24 @@
+"""Every ablation study end to end in a couple of minutes (CI; the numbers mean nothing)."""
+
+from configs import ablate
+from configs import fit_test
+from configs import learn_test
+
+
+def get_config():
+  config = ablate.get_config()
+  config.learn = learn_test.get_config()
+  config.learn.train.num_steps = 30
+  config.learn.train.checkpoint_every = 15
+  config.fit = fit_test.get_config()
+  config.fit.optim.num_steps = 20
+  config.fit.output.meshes = False
+  config.fit.output.render = False
+  config.eval_time_repeats = 2
+  for study in ('activation', 'losses', 'baselines'):
+    config.studies[study].num_frames = 4
+    config.studies[study].seeds = 1
+  config.studies.losses.num_frames = 3
+  config.studies.hidden.num_frames = 4
+  config.studies.hidden.sizes = '16,32'
+  return config

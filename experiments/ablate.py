@@ -1,0 +1,62 @@
+r"""Reproduces the paper's ablations (supplementary B.5: Tables 2 and 3, Fig. 14, 16 and 18; the
+main paper's Table 1) and writes a report beside the paper's numbers.
+
+  python experiments/ablate.py --config=configs/ablate.py --study=all --workdir=runs/ablate
+  python experiments/ablate.py --study=losses --actor=runs/ict0_actor --workdir=runs/ict0_ablate
+  python experiments/ablate.py --config=configs/ablate_quick.py --workdir=/tmp/ablate_quick
+
+--study is all or some of activation, losses, hidden, baselines (comma separated). Every
+(variant, seed) is an independent job in `<workdir>/runs/<variant>/seed_<seed>/`; a rerun skips
+finished jobs and resumes unfinished ones from their checkpoints, so a killed run loses at most
+a checkpoint interval. `--report_only` rewrites report.md, results.csv, plots/ and renders/
+from the finished jobs.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from aim_jax.ablation import report as report_lib
+from aim_jax.ablation import runner
+from aim_jax.ablation import studies as studies_lib
+from aim_jax.data import ActorError, load_actor_source
+from aim_jax.learning import StopRequested
+
+_CONFIG = config_flags.DEFINE_config_file('config', 'configs/ablate.py',
+                                          'Ablation configuration file.', lock_config=True)
+_STUDY = flags.DEFINE_string('study', 'all',
+                             'all, or some of activation,losses,hidden,baselines.')
+_ACTOR = flags.DEFINE_string('actor', 'synthetic',
+                             '"synthetic" or an actor folder with a performance.npz.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the jobs and the report go.',
+                               required=True)
+_REPORT_ONLY = flags.DEFINE_bool('report_only', False,
+                                 'Only rewrite the report from the finished jobs.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  config = _CONFIG.value
+  log = lambda line: print(line, flush=True)
+  try:
+    studies = studies_lib.parse_studies(_STUDY.value)
+    jobs = runner.make_jobs(config, studies, _ACTOR.value, _WORKDIR.value)
+    actor = load_actor_source(_ACTOR.value, config.learn)
+    if actor.ground_truth is None:
+      runner.sequence_targets(config.fit, actor, _ACTOR.value, 1, config.targets)
+  except (ActorError, KeyError, ValueError) as err:
+    raise SystemExit(f'error: {err}') from None
+  if not _REPORT_ONLY.value:
+    try:
+      runner.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
+    except StopRequested as stop:
+      raise SystemExit(str(stop)) from None
+  text = report_lib.write_report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
+  log(text)
+
+
+if __name__ == '__main__':
+  logging.set_verbosity(logging.WARNING)
+  app.run(main)
