@@ -422,3 +422,58 @@ def test_sparse_constraints_agree_with_the_ground_truth(actor):
   assert report['bone_mm'] < 1.0
   assert report['thickness_mm'] < 1.0
   assert report['bone_id_agreement'] > 0.9
+
+
+# Actor pairs for retargeting: diverse identities, the same recipe on two actors.
+
+
+def _digest(*arrays):
+  import hashlib
+  h = hashlib.sha256()
+  for a in arrays:
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()[:16]
+
+
+def test_seed_zero_is_unchanged_by_the_diversity_of_other_seeds(actor, performance):
+  # Recorded before other seeds were made diverse; the demo model and README numbers use seed 0.
+  gt = actor.ground_truth
+  assert _digest(actor.shapes, actor.pivot, actor.skull.vertices, actor.mandible.vertices,
+                 gt.bone_point, gt.thickness, gt.skinning, gt.bone_normal) == '115ea361bb4d1b3e'
+  assert _digest(performance.frames, performance.jaw_rotation, performance.jaw_translation,
+                 performance.weights) == '37e482096138760d'
+  identity = synthetic.make_identity(0)
+  assert identity.thickness_gain == 1.0 and identity.pivot_offset == (0.0, 0.0, 0.0)
+
+
+def test_other_seeds_differ_in_skull_pivot_and_thickness(actor):
+  other = synthetic.make_synthetic_actor(seed=3)
+  identity = synthetic.make_identity(3)
+  assert abs(identity.half_width / synthetic.make_identity(0).half_width - 1.0) > 0.05
+  assert np.linalg.norm(np.asarray(identity.pivot_offset)) > 2.0
+  assert np.linalg.norm(other.pivot - actor.pivot) > 2.0
+  assert np.linalg.norm(other.neutral - actor.neutral, axis=1).mean() > 3.0
+  assert abs(other.ground_truth.thickness.mean() - actor.ground_truth.thickness.mean()) > 1.0
+  # Still a valid face: symmetric pivot, tissue within range, same topology.
+  assert abs(other.pivot[0]) < 1e-6
+  assert other.ground_truth.thickness.min() >= synthetic.THICKNESS_RANGE_MM[0]
+  np.testing.assert_array_equal(other.faces, actor.faces)
+  gains = [synthetic.make_identity(s).thickness_gain for s in range(1, 40)]
+  assert 0.7 < min(gains) and max(gains) < 1.4 and np.std(gains) > 0.05
+
+
+def test_the_same_recipe_plays_on_another_actor(actor, performance):
+  weights, names = synthetic.performance_controls(100, 1)
+  np.testing.assert_array_equal(synthetic.perform(actor, weights, names).frames,
+                                performance.frames)
+  other = synthetic.make_synthetic_actor(seed=3)
+  replay = synthetic.perform(other, performance.weights, performance.control_names)
+  direct = synthetic.make_performance(other, seed=1)
+  np.testing.assert_allclose(replay.frames, direct.frames, atol=2e-3)
+  np.testing.assert_array_equal(direct.weights, performance.weights)
+  np.testing.assert_allclose(direct.jaw_rotation, performance.jaw_rotation, atol=1e-6)
+  # The same motion on another anatomy: frames differ by more than the neutrals do.
+  moved = (direct.frames - other.neutral) - (performance.frames - actor.neutral)
+  assert np.linalg.norm(moved, axis=-1).max() > 2.0
+  with pytest.raises(ValueError, match='controls'):
+    synthetic.perform(other, weights, names[::-1])

@@ -35,7 +35,10 @@ in the chart.
 
 Identity variation with the seed changes the head's size and proportions and the amplitudes of
 bone features and tissue depths (symmetrically); the chart positions of the features are fixed,
-so the expression generators work on every identity.
+so the expression generators work on every identity. Seed 0 (the demo actor) varies by a few
+percent; every other seed also gets a clearly different skull, tissue thickness and jaw pivot
+(`make_identity`), so actor pairs exercise retargeting. `performance_controls` + `perform` play
+one performance recipe on any actor: the ground truth of retargeting between two actors.
 
 Simplifications: the skin is one sheet with no eye or nostril openings (blinks close the lids
 part way, compressing the skin over the eye); the nose's cartilage is modelled as a forward
@@ -94,29 +97,62 @@ class Identity:
     half_width: mm, half-width of the cranium superquadric.
     front_depth: mm, forward reach of the face bone on the midline (before features).
     gains: multipliers of the bone and tissue features, by feature group name.
+    thickness_gain: multiplier of the whole soft-tissue thickness field (before clipping).
+    pivot_offset: (3,) mm, where the jaw pivot lies relative to the mid-point of the mandible's
+      condyles (the condyle position varies between people; the mandible mesh is not reshaped).
   """
   scale: float
   half_width: float
   front_depth: float
   gains: dict
+  thickness_gain: float = 1.0
+  pivot_offset: tuple = (0.0, 0.0, 0.0)
 
 
 _GAIN_GROUPS = ('brow', 'orbit', 'nose', 'cheekbone', 'chin', 'maxilla', 'tissue', 'cheek',
                 'lips', 'nose_tissue', 'eye')
+# Extra variation of every seed but 0 (seed 0 is the reference actor of the demo and of the
+# README's numbers, kept as it was): (relative spread of scale, half-width, front depth, feature
+# gains; log-spread of the thickness gain; pivot offset spread (y, z) mm). Normal draws are
+# clipped to +-2 spreads.
+DIVERSITY = dict(scale=0.04, half_width=0.07, front_depth=0.06, gains=0.15, thickness=0.15,
+                 pivot_mm=(3.0, 4.0))
 
 
 def make_identity(seed: int) -> Identity:
-  """The identity of seed `seed`: proportions within a few percent, feature gains within ~10 %."""
+  """The identity of seed `seed`.
+
+  Seed 0 is the reference face (proportions within a few percent of the nominal ones, feature
+  gains within ~10 %), unchanged since the demo model was learned. Every other seed adds a
+  clearly different skull (size +-4 %, width +-7 %, depth +-6 %, feature gains +-15 %), soft
+  tissue (the whole thickness field times exp(N(0, 0.15)), i.e. about 0.75-1.35) and jaw pivot
+  (offset N(0, 3) mm up/down and N(0, 4) mm forward/back from the condyles), all symmetric, so
+  that actor pairs differ in the ways retargeting must handle (`DIVERSITY`).
+  """
   rng = np.random.default_rng(seed)
 
-  def normal(size=None):
-    return np.clip(rng.standard_normal(size), -2.0, 2.0)
+  def normal(size=None, generator=rng):
+    return np.clip(generator.standard_normal(size), -2.0, 2.0)
 
   gains = dict(zip(_GAIN_GROUPS, 1.0 + 0.08 * normal(len(_GAIN_GROUPS))))
-  return Identity(scale=float(1.0 + 0.02 * normal()),
-                  half_width=float(67.0 * (1.0 + 0.02 * normal())),
-                  front_depth=float(90.0 * (1.0 + 0.02 * normal())),
-                  gains={k: float(v) for k, v in gains.items()})
+  identity = Identity(scale=float(1.0 + 0.02 * normal()),
+                      half_width=float(67.0 * (1.0 + 0.02 * normal())),
+                      front_depth=float(90.0 * (1.0 + 0.02 * normal())),
+                      gains={k: float(v) for k, v in gains.items()})
+  if seed == 0:
+    return identity
+  extra = np.random.default_rng([seed, 7919])  # Independent of the draws above.
+  d = DIVERSITY
+  more = 1.0 + d['gains'] * normal(len(_GAIN_GROUPS), extra)
+  return dataclasses.replace(
+      identity,
+      scale=float(identity.scale * (1.0 + d['scale'] * normal(None, extra))),
+      half_width=float(identity.half_width * (1.0 + d['half_width'] * normal(None, extra))),
+      front_depth=float(identity.front_depth * (1.0 + d['front_depth'] * normal(None, extra))),
+      gains={k: float(v * m) for (k, v), m in zip(identity.gains.items(), more)},
+      thickness_gain=float(np.exp(d['thickness'] * normal(None, extra))),
+      pivot_offset=(0.0, float(d['pivot_mm'][0] * normal(None, extra)),
+                    float(d['pivot_mm'][1] * normal(None, extra))))
 
 
 # -------------------------------------------------------------------------------------------
@@ -320,6 +356,8 @@ def thickness_field(identity: Identity, u: np.ndarray, v: np.ndarray) -> np.ndar
           + 5.5 * _band(y, _MOUTH_Y - 5.0, 3.5)  # Lower vermilion.
           - 2.5 * _band(y, _MOUTH_Y, 1.0))       # Lip line groove.
   depth += gains['lips'] * _lip_profile(x) * lips
+  if identity.thickness_gain != 1.0:
+    depth = identity.thickness_gain * depth
   return np.clip(depth, *THICKNESS_RANGE_MM)
 
 
@@ -858,7 +896,7 @@ def make_synthetic_actor(resolution: int = 64, seed: int = 0, name: str = 'synth
   step_deg = float(np.clip(96.0 / resolution, 1.0, 1.5))
   skull = sphere_mesh(functools.partial(cranium_radius, identity), step_deg)
   mandible, condyles = _mandible(identity, step_deg)
-  pivot = condyles.mean(axis=0)
+  pivot = condyles.mean(axis=0) + np.asarray(identity.pivot_offset, np.float64)
 
   rotations = np.stack([jaw_rotation(r.jaw[0], r.jaw[1]) for r in LEARNING_SHAPES])
   translations = np.array([r.jaw[2] for r in LEARNING_SHAPES], np.float64)
@@ -962,15 +1000,91 @@ def smooth_curves(rng: np.random.Generator, num_frames: int, num_curves: int,
   return curves / curves.max(axis=0)
 
 
+def performance_controls(num_frames: int = 100, seed: int = 1) -> tuple:
+  """The seeded recipe of a held-out performance, independent of the actor.
+
+  Controls are smooth random curves. Jaw: opening 0-28 degrees (between and beyond the learning
+  angles) combined with sideways yaw (+-5 degrees) and protrusion (0-3 mm). Expressions: left and
+  right halves of symmetric expressions with different weights, intensities up to 1.3,
+  expressions with non-linear intensity profiles (smile, eyelids), and expressions absent from
+  the learning shapes (lip roll, nose wrinkle, jaw clench, dimpler, eyes wide).
+
+  Args:
+    num_frames: T (>= 2).
+    seed: the performance's seed (same seed, same recipe).
+  Returns:
+    (weights (T, C) float64, control_names (C,)): 'jaw_open_deg', 'jaw_yaw_deg',
+    'jaw_forward_mm', then the names of `PERFORMANCE_CONTROLS`.
+  """
+  if num_frames < 2:
+    raise ValueError(f'num_frames must be >= 2, got {num_frames}')
+  rng = np.random.default_rng(seed)
+  jaw_curves = smooth_curves(rng, num_frames, 3, min_period=60.0, max_period=200.0)
+  open_deg = 28.0 * smoothstep(0.6 + 0.5 * jaw_curves[:, 0])
+  yaw_deg = 5.0 * jaw_curves[:, 1] / np.abs(jaw_curves[:, 1]).max()
+  forward_mm = 3.0 * smoothstep(jaw_curves[:, 2])
+  curves = smooth_curves(rng, num_frames, len(PERFORMANCE_CONTROLS))
+  names = ['jaw_open_deg', 'jaw_yaw_deg', 'jaw_forward_mm']
+  weights = [open_deg, yaw_deg, forward_mm]
+  for j, (name, _, _, maximum, activity) in enumerate(PERFORMANCE_CONTROLS):
+    # Shift the curve down so the control is zero for about (1 - activity) of the time; it
+    # reaches `maximum` once.
+    level = np.clip((curves[:, j] + 2.0 * activity - 1.0) / (2.0 * activity), 0.0, 1.0)
+    names.append(name)
+    weights.append(maximum * smoothstep(level))
+  return np.stack(weights, -1), tuple(names)
+
+
+def perform(actor: Actor, weights: np.ndarray, control_names=None) -> Performance:
+  """Plays a recipe of controls on a synthetic actor (any identity of the same construction).
+
+  The jaw rotates by the recipe's angles about the actor's own pivot, with a condylar slide that
+  grows non-linearly with the opening and a lateral shift with the yaw; the expressions are the
+  generators of `EXPRESSIONS` on the actor's own face frame. The same recipe on two actors is
+  the ground truth of retargeting one actor's performance to the other.
+
+  Args:
+    actor: a synthetic actor (needs its ground truth).
+    weights: (T, C) control values, as `performance_controls` returns (or a Performance's).
+    control_names: C names; default the names of `performance_controls`.
+  Returns:
+    Performance with frames (T, V, 3) float32 mm.
+  """
+  if actor.ground_truth is None:
+    raise ValueError(f'{actor.name}: a performance needs a synthetic actor with ground truth')
+  expected = ('jaw_open_deg', 'jaw_yaw_deg', 'jaw_forward_mm') + tuple(
+      c[0] for c in PERFORMANCE_CONTROLS)
+  names = expected if control_names is None else tuple(str(n) for n in control_names)
+  if names != expected:
+    raise ValueError(f'unknown synthetic performance controls {names}; expected {expected}')
+  weights = np.asarray(weights, np.float64)
+  if weights.ndim != 2 or weights.shape[1] != len(expected):
+    raise ValueError(f'performance weights must be (T, {len(expected)}), got {weights.shape}')
+  gt = actor.ground_truth
+  frame = face_frame(gt)
+  neutral = np.asarray(actor.neutral, np.float64)
+  open_deg, yaw_deg, forward_mm = weights[:, 0], weights[:, 1], weights[:, 2]
+  rotation = np.stack([jaw_rotation(o, y) for o, y in zip(open_deg, yaw_deg)])
+  translation = np.stack([0.3 * yaw_deg,                          # Lateral shift with yaw.
+                          -0.002 * open_deg ** 2,                 # Condyle slides down...
+                          forward_mm + 0.006 * open_deg ** 2], -1)  # ... and forward.
+  frames = skin_points(neutral, gt.skinning, rotation, translation, actor.pivot)
+  left = left_window(frame)
+  windows = {'left': left, 'right': 1.0 - left, 'both': None}
+  for j, (_, expression, side, _, _) in enumerate(PERFORMANCE_CONTROLS):
+    frames += EXPRESSIONS[expression].delta(frame, weights[:, 3 + j], windows[side])
+  return Performance(frames=frames.astype(np.float32),
+                     jaw_rotation=rotation.astype(np.float32),
+                     jaw_translation=translation.astype(np.float32),
+                     weights=weights.astype(np.float32), control_names=names)
+
+
 def make_performance(actor: Actor, num_frames: int = 100, seed: int = 1) -> Performance:
   """A held-out performance of a synthetic actor, outside the span of its learning shapes.
 
-  Controls are smooth random curves. Jaw: opening 0-28 degrees (between and beyond the learning
-  angles) with a condylar slide forward that grows non-linearly with the opening, combined with
-  sideways yaw (+-5 degrees, with a lateral shift) and protrusion. Expressions: left and right
-  halves of symmetric expressions with different weights, intensities up to 1.3, expressions with
-  non-linear intensity profiles (smile, eyelids), and expressions absent from the learning shapes
-  (lip roll, nose wrinkle, jaw clench, dimpler, eyes wide).
+  `performance_controls(num_frames, seed)` played on `actor` (`perform`): the recipe depends on
+  the seed only, so the same seed on another synthetic actor gives that actor's version of the
+  same performance (the ground truth of retargeting).
 
   Args:
     actor: a synthetic actor (needs its ground truth).
@@ -981,38 +1095,5 @@ def make_performance(actor: Actor, num_frames: int = 100, seed: int = 1) -> Perf
   """
   if actor.ground_truth is None:
     raise ValueError(f'{actor.name}: make_performance needs a synthetic actor with ground truth')
-  if num_frames < 2:
-    raise ValueError(f'num_frames must be >= 2, got {num_frames}')
-  rng = np.random.default_rng(seed)
-  gt = actor.ground_truth
-  frame = face_frame(gt)
-  neutral = np.asarray(actor.neutral, np.float64)
-
-  jaw_curves = smooth_curves(rng, num_frames, 3, min_period=60.0, max_period=200.0)
-  open_deg = 28.0 * smoothstep(0.6 + 0.5 * jaw_curves[:, 0])
-  yaw_deg = 5.0 * jaw_curves[:, 1] / np.abs(jaw_curves[:, 1]).max()
-  forward_mm = 3.0 * smoothstep(jaw_curves[:, 2])
-  rotation = np.stack([jaw_rotation(o, y) for o, y in zip(open_deg, yaw_deg)])
-  translation = np.stack([0.3 * yaw_deg,                          # Lateral shift with yaw.
-                          -0.002 * open_deg ** 2,                 # Condyle slides down...
-                          forward_mm + 0.006 * open_deg ** 2], -1)  # ... and forward.
-  frames = skin_points(neutral, gt.skinning, rotation, translation, actor.pivot)
-
-  curves = smooth_curves(rng, num_frames, len(PERFORMANCE_CONTROLS))
-  names = ['jaw_open_deg', 'jaw_yaw_deg', 'jaw_forward_mm']
-  weights = [open_deg, yaw_deg, forward_mm]
-  left = left_window(frame)
-  windows = {'left': left, 'right': 1.0 - left, 'both': None}
-  for j, (name, expression, side, maximum, activity) in enumerate(PERFORMANCE_CONTROLS):
-    # Shift the curve down so the control is zero for about (1 - activity) of the time; it
-    # reaches `maximum` once.
-    level = np.clip((curves[:, j] + 2.0 * activity - 1.0) / (2.0 * activity), 0.0, 1.0)
-    intensity = maximum * smoothstep(level)
-    frames += EXPRESSIONS[expression].delta(frame, intensity, windows[side])
-    names.append(name)
-    weights.append(intensity)
-  return Performance(frames=frames.astype(np.float32),
-                     jaw_rotation=rotation.astype(np.float32),
-                     jaw_translation=translation.astype(np.float32),
-                     weights=np.stack(weights, -1).astype(np.float32),
-                     control_names=tuple(names))
+  weights, names = performance_controls(num_frames, seed)
+  return perform(actor, weights, names)
