@@ -1,0 +1,39 @@
+"""Tiny model workdirs for end-to-end tests of what reads a model workdir (edit, retarget).
+
+`make_model_workdir(workdir, seed)` writes a real model workdir (model.json, constraints.npz,
+an orbax checkpoint) for the resolution-24 synthetic actor of `seed` with configs/learn_test.py,
+holding the initial parameters (plus a little random noise on the jaw transforms, so they are not
+the identity): it tests the plumbing in a second, not the learning (tests/test_learning.py).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+
+from aim_jax import learning
+from aim_jax import pipeline
+from aim_jax.data import synthetic
+from configs import learn_test
+
+
+def make_model_workdir(workdir: str, seed: int = 0) -> str:
+  config = learn_test.get_config()
+  config.actor.seed = seed
+  actor = synthetic.make_synthetic_actor(config.actor.resolution, seed)
+  constraints = pipeline.constraints_for(actor, config, workdir, None)
+  spec = learning.model_spec(config, actor)
+  learning.save_model(workdir, spec, config, actor, constraints)
+  state = learning.create_state(config, spec, learning.make_optimizer(config))
+  jaw = state.params['jaw']
+  key = jax.random.PRNGKey(seed)
+  noisy = {'rot6d': jaw['rot6d'] + 0.05 * jax.random.normal(key, jaw['rot6d'].shape),
+           'translation': jaw['translation'] + jax.random.normal(key, jaw['translation'].shape)}
+  params = dict(state.params)
+  params['jaw'] = {k: jnp.asarray(v, jnp.float32) for k, v in noisy.items()}
+  state = state.replace(params=params)
+  with learning.checkpoint_manager(workdir) as manager:
+    manager.save(1, args=ocp.args.StandardSave(state), force=True)
+    manager.wait_until_finished()
+  return workdir
