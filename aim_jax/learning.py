@@ -358,7 +358,11 @@ def save_model(workdir: str, spec: aim.AIMSpec, config, actor: Actor,
 
 
 def load_model(workdir: str):
-  """Loads a learned model: returns (params, spec, info) from workdir."""
+  """Loads a learned model: returns (params, spec, info) from workdir.
+
+  An edited model (`aim_jax/edit.py`: model.json has 'edit') also gets params['edit'], its
+  analytic operations from the workdir's edit npz, which `aim.anatomy` applies.
+  """
   path = os.path.join(workdir, 'model.json')
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path}: missing; is {workdir} a learn_model.py workdir?')
@@ -369,4 +373,12 @@ def load_model(workdir: str):
     fields[key] = tuple(fields[key])
   spec = aim.AIMSpec(**fields)
   config = ml_collections.ConfigDict(info['config'])
-  return restore_params(workdir, spec, config), spec, info
+  params = restore_params(workdir, spec, config)
+  if info.get('edit'):  # An edited model (aim_jax/edit.py): its operations beside the weights.
+    from aim_jax.models import edit_field  # pylint: disable=import-outside-toplevel
+    file = os.path.join(workdir, info['edit'].get('file', 'edit.npz'))
+    if not os.path.exists(file):
+      raise FileNotFoundError(f'{file}: missing; model.json says {workdir} is an edited model')
+    with np.load(file) as data:
+      params['edit'] = edit_field.from_npz_arrays(data, file)
+  return params, spec, info

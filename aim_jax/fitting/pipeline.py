@@ -63,12 +63,19 @@ def actor_of_model(info: Dict) -> Actor:
 
 
 def load_fit_model(model_dir: str, actor: Optional[Actor] = None) -> FitModel:
-  """Loads a learned model and evaluates its fields once at the template vertices."""
+  """Loads a learned model and evaluates its fields once at the template vertices.
+
+  For an edited model (aim_jax/edit.py) the fields carry the edit, and the GBS baseline uses the
+  edited model's shapes instead of the actor's data.
+  """
   params, spec, info = learning.load_model(model_dir)
   actor = actor or actor_of_model(info)
   basis = basis_lib.basis_from_model(params, spec, actor.neutral)
+  shapes = actor.shapes
+  if info.get('edit'):  # An edited model's own shapes stand in for the (unedited) data.
+    shapes = aim.evaluate_chunked(params, actor.neutral, spec)['shapes']
   return FitModel(params=params, spec=spec, info=info, actor=actor, basis=basis,
-                  gbs_basis=basis_lib.gbs_basis(actor.shapes, actor.neutral, spec))
+                  gbs_basis=basis_lib.gbs_basis(shapes, actor.neutral, spec))
 
 
 def synthetic_sequence_targets(config: ml_collections.ConfigDict, actor: Actor):

@@ -10,6 +10,9 @@ identity at start, T_0 = identity) reconstructs every shape:
 
 Parameters are a plain pytree `{'bone', 'normal', 'thickness', 'skinning', 'expression': MLP
 params, 'jaw': {'rot6d': (S-1, 6), 'translation': (S-1, 3)}}`; every function here is pure.
+An edited model (aim_jax/edit.py) also holds `'edit'`: a list of analytic operations
+(`edit_field`) that rewrite B and D wherever the model is queried, so the neutral and every shape
+regenerate consistently.
 
 Output squashing (config fields): B = c_mm + bone_scale * raw (an offset from the query point, so
 an untrained B starts near the skin); D = thickness_scale * softplus(raw); K = sigmoid(raw);
@@ -26,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aim_jax import geometry
+from aim_jax.models import edit_field
 from aim_jax.models import siren
 
 NETWORKS = ('bone', 'normal', 'thickness', 'skinning', 'expression')
@@ -162,6 +166,8 @@ def anatomy(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec,
   if 'expression' in raw:
     e = raw['expression'].reshape(raw['expression'].shape[0], spec.num_shapes - 1, 3)
     out['expression'] = np.float32(spec.delta_scale) * e
+  if 'edit' in params:  # An edited model: thickness and bone rewritten by analytic fields.
+    out = edit_field.apply(params['edit'], points_mm, out)
   return out
 
 
