@@ -53,6 +53,8 @@ def main(argv):
       runner.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
     except StopRequested as stop:
       raise SystemExit(str(stop)) from None
+    except ValueError as err:
+      raise SystemExit(f'error: {err}') from None
   text = report_lib.write_report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
   log(text)
 

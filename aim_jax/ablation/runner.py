@@ -117,9 +117,30 @@ def read_result(job: Job) -> Optional[Dict]:
   return result if result is not None and not job.missing_fits(result) else None
 
 
+def _changed_keys(old: Dict, new: Dict, prefix: str = '') -> List[str]:
+  keys = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      keys += _changed_keys(a, b, f'{prefix}{key}.')
+    elif a != b:
+      keys.append(f'{prefix}{key}')
+  return keys
+
+
 def write_job(job: Job):
+  """Writes job.json; ValueError (one line) if the folder holds a job of another config, whose
+  checkpoints must not be resumed with this one."""
+  path = os.path.join(job.folder, 'job.json')
+  if os.path.exists(path):
+    previous = load_job(job.folder)
+    if previous.hash != job.hash:
+      changed = _changed_keys({k: v for k, v in previous.spec.items() if k != 'fits'},
+                              {k: v for k, v in job.spec.items() if k != 'fits'})
+      raise ValueError(f'{path}: this workdir holds jobs learned with another config '
+                       f'(changed: {", ".join(changed[:6])}); use a new --workdir')
   os.makedirs(job.folder, exist_ok=True)
-  _write_json(os.path.join(job.folder, 'job.json'), dict(job.spec, job_hash=job.hash))
+  _write_json(path, dict(job.spec, job_hash=job.hash))
 
 
 def _write_json(path: str, data: Dict):
@@ -266,7 +287,7 @@ def run_jobs(jobs: Sequence[Job], parallel: int = 1, log: Log = print) -> Dict[s
   """
   status = {}
   todo = []
-  for job in jobs:
+  for job in jobs:  # Checks every job folder before anything runs.
     if read_result(job) is not None:
       status[job.folder] = 'skipped'
     else:
