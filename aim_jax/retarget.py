@@ -382,6 +382,13 @@ def run_retarget(config: ml_collections.ConfigDict, source_dir: str, target_dir:
   dense_source = source_truth['frames'] if source_truth is not None else None
   if source_frames is not None and not synthetic:
     dense_source = _dense_frames(source_frames, source.actor.num_vertices, units)
+    if dense_source is not None:  # The source fit is then measured against its own frames.
+      source_truth = {'frames': dense_source}
+      if source_frames.lower().endswith('.npz'):
+        with np.load(source_frames) as data:
+          if 'jaw_rotation' in data and 'jaw_translation' in data:
+            source_truth = fit_io.read_ground_truth(source_frames, source.actor.num_vertices,
+                                                    dense_source.shape[0])
   if source_fit is None:
     fit_config = ml_collections.ConfigDict(config.fit.to_dict())
     fit_config.methods = 'aim'

@@ -245,11 +245,18 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Seque
       f'Fitting: identical for every variant ({config.fit.model.variant} F_W, '
       f'{config.fit.optim.num_steps} steps), {config.targets} targets of the held-out sequence; '
       'errors are mean per-vertex distances to the ground-truth frames (mm). Spread: standard '
-      'deviation over seeds (network initialisation, constraint sampling and fitting). The '
-      'anatomy columns are mean errors on vertices without a sparse constraint, against the '
-      'actor\'s ground truth (the paper could only show these as pictures).',
+      'deviation over seeds (network initialisation, constraint sampling and fitting).',
       '',
   ]
+  if actor.ground_truth is not None:
+    lines[-2] += (' The anatomy columns are mean errors of the learned fields on vertices '
+                  'without a sparse constraint, against the actor\'s ground truth (the paper '
+                  'could only show these as pictures).')
+  else:
+    lines[-2] += ' This actor has no dense anatomy ground truth: the anatomy columns are empty.'
+  cost = _cost(rows)
+  if cost:
+    lines += [cost, '']
   by_study = {s: [r for r in rows if r.row.study == s] for s in studies}
   for study, study_rows in by_study.items():
     lines += [f'## {TITLES[study]}', '']
@@ -270,6 +277,21 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Seque
     f.write(text)
   os.replace(os.path.join(workdir, 'report.md.tmp'), os.path.join(workdir, 'report.md'))
   return text
+
+
+def _cost(rows: Sequence[RowResult]) -> Optional[str]:
+  """One line on what a job costs on this machine (learning rate and fitting time)."""
+  full = [res for r in rows if r.row.run == studies_lib.FULL for res in r.results]
+  if not full:
+    return None
+  rate = np.median([res['learning_steps_per_s'] for res in full
+                    if res.get('learning_steps_per_s')] or [np.nan])
+  per_frame = [fit['seconds_per_frame'].get('aim') for res in full
+               for fit in res['fits'].values()]
+  per_frame = [t for t in per_frame if t is not None]
+  return (f'Cost of the full model on this machine: learning {rate:.1f} steps/s, fitting '
+          f'{np.median(per_frame) if per_frame else float("nan"):.2f} s per frame (median over '
+          'jobs; both include any other load on the machine).')
 
 
 def _plot_study(workdir: str, study: str, rows: Sequence[RowResult]) -> Optional[str]:
