@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 OP_KEYS = ('anchors', 'radius', 'falloff', 'thickness_scale', 'thickness_offset', 'bone_offset')
+_OPTIONAL = {'thickness_offset': 0.0}  # Keys an older edit.npz may lack, with their defaults.
 
 
 def make_op(anchors: np.ndarray, radius: float = 0.0, falloff: float = 10.0,
@@ -113,10 +114,11 @@ def from_npz_arrays(data, source: str = 'edit.npz') -> List[Dict[str, np.ndarray
   edit = []
   i = 0
   while f'op{i}_anchors' in keys:
-    missing = [k for k in OP_KEYS if f'op{i}_{k}' not in keys]
+    missing = [k for k in OP_KEYS if f'op{i}_{k}' not in keys and k not in _OPTIONAL]
     if missing:
       raise ValueError(f'{source}: edit operation {i} lacks {missing}')
-    edit.append({k: np.asarray(data[f'op{i}_{k}'], np.float32) for k in OP_KEYS})
+    edit.append({k: np.asarray(data[f'op{i}_{k}'] if f'op{i}_{k}' in keys else _OPTIONAL[k],
+                               np.float32) for k in OP_KEYS})
     i += 1
   if not edit:
     raise ValueError(f'{source}: no edit operation found (expected op0_anchors, ...)')
