@@ -38,7 +38,9 @@ class LearningData:
 
   template: (V, 3) neutral = query points; shapes: (S, V, 3) targets; partner: (V,) mirror
   vertex (-1 none); plane: (4,) mirror plane; unconstrained: (V,) bool, vertices without a
-  constraint (where the small-thickness prior applies); c_*: (M, ...) sparse constraints.
+  constraint (where the small-thickness prior applies); c_*: (M, ...) sparse constraints;
+  jaw_probe: (P, 3) mandible points and jaw_target: (S, P, 3) where the user's per-shape jaws
+  move them (None when the actor has no `shape_jaws`).
   """
   template: jnp.ndarray
   shapes: jnp.ndarray
@@ -50,6 +52,25 @@ class LearningData:
   c_normal: jnp.ndarray
   c_thickness: jnp.ndarray
   c_bone_id: jnp.ndarray
+  jaw_probe: Optional[jnp.ndarray] = None
+  jaw_target: Optional[jnp.ndarray] = None
+
+
+JAW_PROBES = 256  # Mandible vertices the jaw prior is measured on.
+
+
+def jaw_prior_targets(actor: Actor):
+  """(probe (P, 3), target (S, P, 3)) mm for the jaw prior, or (None, None) without
+  `actor.shape_jaws`. Probes: up to JAW_PROBES mandible vertices, evenly spread in index."""
+  if actor.shape_jaws is None:
+    return None, None
+  vertices = np.asarray(actor.mandible.vertices, np.float32)
+  step = max(1, len(vertices) // JAW_PROBES)
+  probe = vertices[::step][:JAW_PROBES]
+  rotation, translation = (np.asarray(a, np.float32) for a in actor.shape_jaws)
+  pivot = np.asarray(actor.pivot, np.float32)
+  target = np.einsum('sij,pj->spi', rotation, probe - pivot) + pivot + translation[:, None]
+  return probe, target
 
 
 def make_learning_data(actor: Actor, constraints: SparseConstraints) -> LearningData:
@@ -62,7 +83,9 @@ def make_learning_data(actor: Actor, constraints: SparseConstraints) -> Learning
       unconstrained=jnp.asarray(~constraints.vertex_mask()),
       c_points=jnp.asarray(constraints.points), c_bone=jnp.asarray(constraints.bone_point),
       c_normal=jnp.asarray(constraints.bone_normal),
-      c_thickness=jnp.asarray(constraints.thickness), c_bone_id=jnp.asarray(constraints.bone_id))
+      c_thickness=jnp.asarray(constraints.thickness), c_bone_id=jnp.asarray(constraints.bone_id),
+      **{k: None if v is None else jnp.asarray(v)
+         for k, v in zip(('jaw_probe', 'jaw_target'), jaw_prior_targets(actor))})
 
 
 def model_spec(config: ml_collections.ConfigDict, actor: Actor) -> aim.AIMSpec:
@@ -125,6 +148,9 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   terms = {'reconstruction': losses.reconstruction(predicted, data.shapes[:, index])}
   if weights.get('expression_small', 0.0):
     terms['expression_small'] = losses.expression_small(fields['expression'])
+  if weights.get('jaw_prior', 0.0) and data.jaw_probe is not None:
+    terms['jaw_prior'] = losses.jaw_prior(rotation, translation, data.jaw_probe,
+                                          data.jaw_target, jnp.asarray(spec.pivot, jnp.float32))
 
   uses = lambda *names: any(weights.get(n, 0.0) for n in names)
   num_constraints = data.c_points.shape[0]
@@ -180,6 +206,8 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
       'skinning_smooth': w.skinning_smooth if use.skinning else 0.0,
       'symmetry': w.symmetry if use.symmetry else 0.0,
       'expression_small': w.expression_small if use.expression_small else 0.0,
+      # Optional (configs/learn_ict.py): acts only on actors with per-shape jaws (shape_jaws).
+      'jaw_prior': w.get('jaw_prior', 0.0),
   }
   return {k: float(v) for k, v in weights.items()}
 

@@ -35,6 +35,19 @@ def expression_small(deltas: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean(jnp.sum(deltas ** 2, axis=-1))
 
 
+def jaw_prior(rotation: jnp.ndarray, translation: jnp.ndarray, probe: jnp.ndarray,
+              target: jnp.ndarray, pivot: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared distance (mm^2) between mandible points moved by the learned per-shape jaw
+  transforms and where the user's fitted jaws put them.
+
+  Not in the paper: an optional prior for actors whose jaws were tracked per shape (e.g. from
+  the teeth). Args: rotation (S, 3, 3), translation (S, 3) mm (index 0 the neutral);
+  probe (P, 3) mm mandible points; target (S, P, 3) mm; pivot (3,) mm.
+  """
+  moved = jnp.einsum('sij,pj->spi', rotation, probe - pivot) + pivot + translation[:, None]
+  return jnp.mean(jnp.sum((moved[1:] - target[1:]) ** 2, axis=-1))
+
+
 def thickness_smoothness(thickness: jnp.ndarray, nearby: jnp.ndarray) -> jnp.ndarray:
   """Mean squared thickness change (mm^2) between points and jittered neighbours; (N,), (N,).
 

@@ -127,14 +127,17 @@ def make_ict_actor(config: ml_collections.ConfigDict,
   fit = ict_bones.fit_ict_bones(model, head, vertex_ids, faces, template, warp_settings(config))
   error_ids = ict.region_ids(cfg.error_region)
   region = np.isin(vertex_ids, error_ids)
+  # The jaw of each learning shape from its lower teeth: the user's "fitted jaws", which the
+  # learning's optional jaw prior reads (actor.json's jaw_transforms).
+  teeth = ict.region_ids('teeth_lower')
+  rotation, translation = ict.jaw_transform(head[teeth], ict.blend(model, head, weights, teeth),
+                                            fit.pivot)
   actor = make_actor(
       name=config.name or default_name, shapes=shapes, shape_names=['neutral'] + names,
       faces=faces, skull=fit.cranium, mandible=fit.mandible, pivot=fit.pivot,
       trusted=trusted_mask(model, head, vertex_ids, cfg), region=region,
-      source=f'{model.source} ({config.name or default_name})')
-  teeth = ict.region_ids('teeth_lower')
-  rotation, translation = ict.jaw_transform(head[teeth], ict.blend(model, head, weights, teeth),
-                                            fit.pivot)
+      source=f'{model.source} ({config.name or default_name})',
+      shape_jaws=(rotation, translation))
   performance = None
   if cfg.performance_frames:
     performance = ict.make_performance(model, head, vertex_ids, fit.pivot,

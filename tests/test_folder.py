@@ -388,8 +388,8 @@ _ERRORS = [
     ('units_unknown', _json(units='inch'),
      r'actor\.json: unknown units \'inch\'; expected one of mm, cm, m'),
     ('unknown_keys', _json(scale=2, colour='red'),
-     r"actor\.json: unknown key\(s\) 'colour', 'scale'; allowed keys: name, pivot, region, "
-     r'shape_order, trusted, units'),
+     r"actor\.json: unknown key\(s\) 'colour', 'scale'; allowed keys: jaw_transforms, name, "
+     r'pivot, region, shape_order, trusted, units'),
     ('pivot_short', _json(pivot=[1, 2]),
      r'actor\.json: pivot must be 3 finite numbers \[x, y, z\] in mm, got \[1, 2\]'),
     ('pivot_text', _json(pivot=[1, 2, 'a']), r'actor\.json: pivot must be 3 finite numbers'),
@@ -528,3 +528,64 @@ def test_failed_move_puts_old_files_back(tiny_actor, saved, monkeypatch):
   monkeypatch.undo()
   assert _files(saved) == before
   assert sorted(os.listdir(os.path.dirname(saved))) == ['tiny']
+
+
+# Per-shape jaw transforms (the learning's optional jaw prior).
+
+
+def _with_jaws(actor):
+  angle = np.deg2rad(20.0)
+  open_jaw = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)],
+                       [0, np.sin(angle), np.cos(angle)]])
+  rotation = np.stack([np.eye(3), open_jaw, np.eye(3)])
+  translation = np.array([[0, 0, 0], [0.5, -1.0, 2.0], [3.0, 0, 0]])
+  return dataclasses.replace(actor, shape_jaws=(rotation.astype(np.float32),
+                                                translation.astype(np.float32)))
+
+
+@pytest.mark.parametrize('units', ['mm', 'cm'])
+def test_jaw_transforms_round_trip(tiny_actor, tmp_path, units):
+  actor = _with_jaws(tiny_actor)
+  path = save_actor(actor, str(tmp_path / 'a'), units=units)
+  with open(os.path.join(path, 'actor.json')) as f:
+    assert json.load(f)['jaw_transforms'] == 'jaw_transforms.json'
+  loaded = load_actor(path)
+  for got, want in zip(loaded.shape_jaws, actor.shape_jaws):
+    np.testing.assert_allclose(got, want, atol=1e-5)
+  assert load_actor(save_actor(tiny_actor, str(tmp_path / 'b'))).shape_jaws is None
+
+
+def test_jaw_transforms_about_another_pivot_are_moved_to_the_actors(saved, tiny_actor):
+  actor = _with_jaws(tiny_actor)
+  rotation, translation = actor.shape_jaws
+  other = np.array([10.0, -20.0, 5.0])
+  # The same motions written about `other`: t_other = t + (R - I)(other - pivot).
+  shapes = {name: {'R': r.tolist(), 't': (t + (r - np.eye(3)) @ (other - actor.pivot)).tolist()}
+            for name, r, t in zip(actor.shape_names[1:], rotation[1:], translation[1:])}
+  with open(os.path.join(saved, 'jaws.json'), 'w') as f:
+    json.dump({'pivot': other.tolist(), 'shapes': shapes}, f)
+  _edit_json(saved, jaw_transforms='jaws.json')
+  loaded = load_actor(saved)
+  np.testing.assert_allclose(loaded.shape_jaws[0], rotation, atol=1e-6)
+  np.testing.assert_allclose(loaded.shape_jaws[1], translation, atol=1e-4)
+
+
+@pytest.mark.parametrize('content, match', [
+    (None, r'jaws\.json: missing \(named by actor\.json\'s jaw_transforms\)'),
+    ('{"shapes": ', r'jaws\.json: unreadable'),
+    ({'shapes': {'jaw_open': {'R': np.eye(3).tolist(), 't': [0, 0, 0]}}},
+     r"jaws\.json: no jaw transform for shape 'smile'"),
+    ({'shapes': {'jaw_open': {'R': (2 * np.eye(3)).tolist(), 't': [0, 0, 0]},
+                 'smile': {'R': np.eye(3).tolist(), 't': [0, 0, 0]}}},
+     r"jaws\.json: shape 'jaw_open': R is not a finite rotation matrix"),
+    ({'shapes': {'jaw_open': {'R': np.eye(3).tolist(), 't': [0, 0]},
+                 'smile': {'R': np.eye(3).tolist(), 't': [0, 0, 0]}}},
+     r"jaws\.json: shape 'jaw_open': R must be 3x3 and t 3 numbers"),
+])
+def test_jaw_transform_errors_name_the_file(saved, content, match):
+  if content is not None:
+    with open(os.path.join(saved, 'jaws.json'), 'w') as f:
+      f.write(content if isinstance(content, str) else json.dumps(content))
+  _edit_json(saved, jaw_transforms='jaws.json')
+  message = _expect(match, lambda: load_actor(saved))
+  assert message.startswith(saved)

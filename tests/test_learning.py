@@ -74,3 +74,28 @@ def test_no_constraints_is_a_clear_error(actor_and_constraints):
       num_vertices=constraints.num_vertices)
   with pytest.raises(ValueError, match='no sparse anatomical constraint'):
     learning.make_learning_data(actor, empty)
+
+
+def test_jaw_prior_pulls_the_learned_jaws_toward_the_users(actor_and_constraints):
+  import dataclasses
+  actor, constraints = actor_and_constraints
+  gt = actor.ground_truth
+  with_jaws = dataclasses.replace(actor, shape_jaws=(gt.jaw_rotation, gt.jaw_translation))
+  config = learn_test.get_config()
+  spec = learning.model_spec(config, actor)
+  params = learning.create_state(config, spec, learning.make_optimizer(config)).params
+  weights = dict(learning.loss_weights(config), jaw_prior=1.0)
+  data = learning.make_learning_data(with_jaws, constraints)
+  assert data.jaw_probe.shape[1] == 3
+  assert data.jaw_target.shape == (actor.num_shapes,) + data.jaw_probe.shape
+  loss = lambda p: learning.loss_fn(p, data, jax.random.PRNGKey(0), spec, weights, 256, 128,
+                                    64, 2.0)
+  (_, terms), grads = jax.value_and_grad(loss, has_aux=True)(params)
+  assert float(terms['jaw_prior']) > 1.0  # The initial jaws are closed, the true ones are not.
+  assert np.abs(np.asarray(grads['jaw']['rot6d'])).max() > 0
+  # Without per-shape jaws, or with weight 0, the term is not computed.
+  plain = learning.make_learning_data(actor, constraints)
+  assert plain.jaw_probe is None
+  _, terms = learning.loss_fn(params, plain, jax.random.PRNGKey(0), spec, weights, 256, 128, 64,
+                              2.0)
+  assert 'jaw_prior' not in terms

@@ -8,7 +8,7 @@ learning code converts what it needs to jax arrays. Construction validates every
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,6 +71,9 @@ class Actor:
     region: (V,) bool, the vertices errors are measured on (face region); default all.
     ground_truth: dense ground-truth anatomy where known (synthetic actors), else None.
     source: where the data came from (a folder path or 'synthetic'), for messages.
+    shape_jaws: optional per-shape jaw transforms the user fitted (e.g. from tracked teeth):
+      (rotation (S, 3, 3), translation (S, 3) mm) about `pivot`, a mandible point p moving to
+      R (p - pivot) + pivot + t. Used only by the learning's optional jaw prior.
   """
   name: str
   shapes: np.ndarray
@@ -85,6 +88,7 @@ class Actor:
   region: np.ndarray
   ground_truth: Optional[GroundTruth] = None
   source: str = ''
+  shape_jaws: Optional[Tuple[np.ndarray, np.ndarray]] = None
 
   def __post_init__(self):
     validate_actor(self)
@@ -188,6 +192,13 @@ def validate_actor(actor: Actor,
       if getattr(gt, what).shape[0] != shapes.shape[0]:
         _fail(src, f'ground truth {what} has {getattr(gt, what).shape[0]} rows for '
               f'{shapes.shape[0]} shapes')
+  if actor.shape_jaws is not None:
+    rotation, translation = (np.asarray(a) for a in actor.shape_jaws)
+    if rotation.shape != (shapes.shape[0], 3, 3) or translation.shape != (shapes.shape[0], 3):
+      _fail(src, f'shape_jaws must be ({shapes.shape[0]}, 3, 3) rotations and '
+            f'({shapes.shape[0]}, 3) translations, got {rotation.shape} and {translation.shape}')
+    _check_finite(src, 'jaw rotations', rotation)
+    _check_finite(src, 'jaw translations', translation)
 
 
 def make_actor(name: str,
@@ -201,7 +212,8 @@ def make_actor(name: str,
                region: Optional[np.ndarray] = None,
                ground_truth: Optional[GroundTruth] = None,
                source: str = '',
-               symmetry_tolerance_mm: float = 1.0) -> Actor:
+               symmetry_tolerance_mm: float = 1.0,
+               shape_jaws: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Actor:
   """Builds a validated Actor, computing the symmetry map and mirror plane from the neutral.
 
   Args:
@@ -232,4 +244,6 @@ def make_actor(name: str,
                     np.asarray(mandible.faces, np.int32)),
       pivot=np.asarray(pivot, np.float32), symmetry=partners.astype(np.int32),
       mirror_plane=np.asarray(plane, np.float32), trusted=trusted, region=region,
-      ground_truth=ground_truth, source=source)
+      ground_truth=ground_truth, source=source,
+      shape_jaws=None if shape_jaws is None else tuple(np.asarray(a, np.float32)
+                                                        for a in shape_jaws))

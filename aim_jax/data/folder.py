@@ -18,6 +18,12 @@ removed):
                              array of vertex ids) or a JSON list of vertex ids; default: all.
                            shape_order: the shape names in order; either every expression's name,
                              or the neutral's name followed by every expression's name.
+                           jaw_transforms: a JSON file in the folder with the jaw transform
+                             the user fitted for each shape (e.g. from tracked teeth), for the
+                             learning's optional jaw prior: {"pivot": [x, y, z] (optional;
+                             default the actor's pivot), "shapes": {name: {"R": 3x3 rotation,
+                             "t": [x, y, z]}}} with lengths in `units`; a mandible point p moves
+                             to R (p - pivot) + pivot + t. The neutral may be left out (identity).
   ground_truth.npz       optional dense ground truth (`GroundTruth` fields plus `shape_names`),
                          lengths in `units`.
 
@@ -45,7 +51,7 @@ from aim_jax.data.actor import Actor, ActorError, GroundTruth, Mesh, make_actor
 
 UNITS_TO_MM = {'mm': 1.0, 'cm': 10.0, 'm': 1000.0}
 MESH_FORMATS = ('obj', 'ply')
-JSON_KEYS = ('name', 'pivot', 'region', 'shape_order', 'trusted', 'units')
+JSON_KEYS = ('jaw_transforms', 'name', 'pivot', 'region', 'shape_order', 'trusted', 'units')
 # Ground-truth fields that are lengths (converted with the folder's units).
 _GT_LENGTHS = ('bone_point', 'thickness', 'jaw_translation')
 _GT_PER_SHAPE = ('jaw_rotation', 'jaw_translation')
@@ -53,6 +59,7 @@ _MESH_STEMS = ('neutral', 'skull', 'mandible')
 _EXPRESSIONS = 'expressions'
 _JSON = 'actor.json'
 _GROUND_TRUTH = 'ground_truth.npz'
+_JAWS = 'jaw_transforms.json'
 
 
 def _error(file: str, problem: str) -> ActorError:
@@ -479,11 +486,68 @@ def load_actor(path: str) -> Actor:
     if what in settings:
       masks[what] = _read_mask(folder, what, settings[what], num_vertices)
   ground_truth = _read_ground_truth(folder, scale, shape_names)
+  shape_jaws = None
+  if 'jaw_transforms' in settings:
+    shape_jaws = read_jaw_transforms(os.path.join(folder, settings['jaw_transforms']),
+                                     shape_names, pivot, scale)
   name = settings.get('name') or os.path.basename(os.path.normpath(os.path.abspath(folder)))
   return make_actor(
       name=name, shapes=shapes, shape_names=shape_names, faces=faces, skull=bones['skull'],
       mandible=bones['mandible'], pivot=pivot, trusted=masks.get('trusted'),
-      region=masks.get('region'), ground_truth=ground_truth, source=folder)
+      region=masks.get('region'), ground_truth=ground_truth, source=folder,
+      shape_jaws=shape_jaws)
+
+
+def read_jaw_transforms(file: str, shape_names, pivot: np.ndarray, scale: float = 1.0):
+  """Per-shape jaw transforms from a JSON file (format: the module docstring), moved to `pivot`.
+
+  Args:
+    shape_names: the actor's S shape names; every expression must have an entry.
+    pivot: (3,) mm, the actor's pivot; scale: mm per unit of the file's lengths.
+  Returns:
+    (rotation (S, 3, 3), translation (S, 3) mm) about `pivot`.
+  Raises:
+    ActorError: '<file>: <problem>'.
+  """
+  try:
+    with open(file, encoding='utf-8') as f:
+      data = json.load(f)
+  except FileNotFoundError:
+    raise _error(file, 'missing (named by actor.json\'s jaw_transforms)') from None
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    raise _error(file, f'unreadable ({type(err).__name__}: {err})') from None
+  entries = data.get('shapes') if isinstance(data, dict) else None
+  if not isinstance(entries, dict):
+    raise _error(file, 'must hold {"shapes": {name: {"R": 3x3, "t": [x, y, z]}}}')
+  pivot = np.asarray(pivot, np.float64)
+  source_pivot = np.asarray(data.get('pivot', pivot / scale), np.float64) * scale
+  if source_pivot.shape != (3,):
+    raise _error(file, f'pivot must be [x, y, z], got {data.get("pivot")!r}')
+  rotations, translations = [], []
+  for i, name in enumerate(shape_names):
+    entry = entries.get(name)
+    if entry is None:
+      if i == 0:
+        rotations.append(np.eye(3))
+        translations.append(np.zeros(3))
+        continue
+      raise _error(file, f'no jaw transform for shape {name!r}')
+    try:
+      rotation = np.asarray(entry['R'], np.float64)
+      translation = np.asarray(entry['t'], np.float64) * scale
+    except (KeyError, TypeError, ValueError):
+      raise _error(file, f'shape {name!r}: expected {{"R": 3x3, "t": [x, y, z]}}') from None
+    if rotation.shape != (3, 3) or translation.shape != (3,):
+      raise _error(file, f'shape {name!r}: R must be 3x3 and t 3 numbers, got shapes '
+                   f'{rotation.shape} and {translation.shape}')
+    if (not np.isfinite(rotation).all() or not np.isfinite(translation).all()
+        or np.abs(rotation @ rotation.T - np.eye(3)).max() > 1e-3
+        or np.linalg.det(rotation) < 0):
+      raise _error(file, f'shape {name!r}: R is not a finite rotation matrix')
+    # The same motion about the actor's pivot: t' = t + (R - I)(pivot - source_pivot).
+    rotations.append(rotation)
+    translations.append(translation + (rotation - np.eye(3)) @ (pivot - source_pivot))
+  return np.stack(rotations), np.stack(translations)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +575,7 @@ def _owned_entries(folder: str):
   for entry in _listdir(folder):
     stem, extension = os.path.splitext(entry)
     if ((stem in _MESH_STEMS and extension.lower() in ('.obj', '.ply'))
-        or entry in (_JSON, _GROUND_TRUTH, 'trusted.npy', 'region.npy', _EXPRESSIONS)):
+        or entry in (_JSON, _GROUND_TRUTH, _JAWS, 'trusted.npy', 'region.npy', _EXPRESSIONS)):
       owned.append(entry)
   return owned
 
@@ -537,6 +601,14 @@ def _write_folder(actor: Actor, folder: str, units: str, mesh_format: str):
     if not mask.all():
       np.save(os.path.join(folder, what + '.npy'), mask)
       settings[what] = what + '.npy'
+  if actor.shape_jaws is not None:
+    rotation, translation = (np.asarray(a, np.float64) for a in actor.shape_jaws)
+    with open(os.path.join(folder, _JAWS), 'w', encoding='utf-8') as f:
+      json.dump({'pivot': settings['pivot'],
+                 'shapes': {name: {'R': r.tolist(), 't': (t / scale).tolist()}
+                            for name, r, t in zip(actor.shape_names, rotation, translation)}},
+                f, indent=1)
+    settings['jaw_transforms'] = _JAWS
   if actor.ground_truth is not None:
     arrays = {f.name: np.asarray(getattr(actor.ground_truth, f.name))
               for f in dataclasses.fields(GroundTruth)}
