@@ -146,12 +146,24 @@ def test_retarget_end_to_end_on_a_tiny_synthetic_pair(tmp_path, model_dirs):
     error = np.linalg.norm(data['delta_transfer_frames'] - truth.frames, axis=-1)
   assert error.mean() == pytest.approx(report['error_mm']['delta_transfer']['mean'], rel=1e-4)
 
-  # Reusing the fit gives the same target performance.
+  # Reusing the fit, with the source frames and the target's ground truth as files, gives the
+  # same target performance and errors.
+  source = synthetic.make_synthetic_actor(24, 0)
+  source_performance = synthetic.make_performance(source, num_frames, config.fit.synthetic.seed)
+  np.savez(tmp_path / 'source.npz', frames=source_performance.frames / 10.0, units='cm')
+  np.savez(tmp_path / 'truth.npz', frames=truth.frames, jaw_rotation=truth.jaw_rotation,
+           jaw_translation=truth.jaw_translation)
   again = retarget.run_retarget(config, source_dir, target_dir, str(tmp_path / 'again'),
                                 source_fit=os.path.join(workdir, 'source_fit'),
-                                source_frames='synthetic', log=None)
-  assert again['error_mm']['aim']['mean'] == pytest.approx(report['error_mm']['aim']['mean'],
-                                                           rel=1e-5)
+                                source_frames=str(tmp_path / 'source.npz'),
+                                ground_truth=str(tmp_path / 'truth.npz'), log=None)
+  for method in ('aim', 'delta_transfer'):
+    assert again['error_mm'][method]['mean'] == pytest.approx(
+        report['error_mm'][method]['mean'], rel=1e-4)
+  assert again['source_fit_error_mm']['mean'] == pytest.approx(
+      report['source_fit_error_mm']['mean'], rel=1e-4)
+  assert again['jaw']['aim']['rotation_deg']['mean'] == pytest.approx(
+      report['jaw']['aim']['rotation_deg']['mean'], rel=1e-4)
 
 
 def target_vertices():
