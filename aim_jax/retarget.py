@@ -321,6 +321,11 @@ def _dense_frames(path: str, num_vertices: int, units: str) -> Optional[np.ndarr
   from aim_jax.fitting import io as fit_io  # pylint: disable=import-outside-toplevel
   if os.path.isdir(path):
     return fit_io.read_mesh_frames(path, num_vertices, folder_lib.UNITS_TO_MM[units])
+  if not os.path.exists(path):
+    raise RetargetError(f'{path}: no such file or folder (--source_frames)')
+  if not path.lower().endswith('.npz'):
+    raise RetargetError(f'{path}: unknown source frames format; expected "synthetic", a folder '
+                        'of .obj/.ply frames or an .npz')
   with np.load(path) as data:
     if 'frames' not in data:
       return None
