@@ -253,11 +253,15 @@ def reconstruction_error_mm(params, spec: aim.AIMSpec, actor: Actor) -> np.ndarr
 
 
 class StopRequested(Exception):
-  """Raised by `train` after a SIGTERM once the checkpoint is written."""
+  """Raised by `train` and `fitting.fit.fit_frames` after a SIGTERM once the checkpoint is
+  written."""
 
 
-class _StopRequested:
-  """Turns SIGTERM into a clean stop (checkpoint, then exit) instead of a kill mid-write."""
+class StopOnSigterm:
+  """Turns SIGTERM into a clean stop (checkpoint, then exit) instead of a kill mid-write.
+
+  Used by the learning and fitting loops: `with StopOnSigterm() as stop:` ... `stop.requested`.
+  """
 
   def __init__(self):
     self.requested = False
@@ -318,7 +322,7 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
   os.makedirs(workdir, exist_ok=True)
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
   history = []
-  with checkpoint_manager(workdir, t.max_checkpoints) as manager, _StopRequested() as stop:
+  with checkpoint_manager(workdir, t.max_checkpoints) as manager, StopOnSigterm() as stop:
     state = create_state(config, spec, optimizer)
     latest = manager.latest_step()
     if latest is not None:

@@ -20,6 +20,7 @@ from ml_collections import config_flags
 from aim_jax.data import ActorError
 from aim_jax.fitting import io as fit_io
 from aim_jax.fitting import pipeline
+from aim_jax.learning import StopRequested
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/fit.py',
                                           'Fitting configuration file.', lock_config=True)
@@ -54,7 +55,10 @@ def main(argv):
       truth = fit_io.read_ground_truth(_GROUND_TRUTH.value, actor.num_vertices, num_frames)
   except (ActorError, fit_io.TargetError, FileNotFoundError, ValueError) as err:
     raise SystemExit(f'error: {err}') from None
-  pipeline.fit_and_report(config, model, targets, truth, _WORKDIR.value, log=log)
+  try:
+    pipeline.fit_and_report(config, model, targets, truth, _WORKDIR.value, log=log)
+  except StopRequested as stop:
+    raise SystemExit(str(stop)) from None
 
 
 if __name__ == '__main__':

@@ -217,6 +217,32 @@ def test_fit_resume_matches_uninterrupted(tmp_path, actor, oracle):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
 
+def test_sigterm_checkpoints_the_exact_step_then_resumes(tmp_path, actor, oracle):
+  import signal
+  from aim_jax import learning
+  config = fit_test.get_config()
+  config.log_every = 7  # Not a multiple of checkpoint_every (20).
+  targets = {'dense': targets_lib.dense_targets(actor.shapes[:4])}
+  spec = fit_lib.fit_spec(config, oracle.num_coefficients)
+  full, _ = fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, log=None)
+  workdir = str(tmp_path / 'fit')
+
+  def kill_at_14(step, params):
+    del params
+    if step == 14:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  with pytest.raises(learning.StopRequested, match='stopped at step 14'):
+    fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, workdir=workdir, log=None,
+                       callback=kill_at_14)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['14']
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # The handler is put back.
+  resumed, _ = fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, workdir=workdir,
+                                  log=None)
+  for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
 def test_chunked_sequence_is_resumable(tmp_path, actor, oracle):
   config = fit_test.get_config()
   config.optim.chunk_frames = 3

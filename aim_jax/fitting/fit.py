@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aim_jax import geometry
+from aim_jax import learning
 from aim_jax import progress as progress_lib
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import model as model_lib
@@ -278,30 +279,40 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
   meter = progress_lib.Progress(total=total_steps, start=start, log=log)
   history = []
   sums, count = None, 0
-  try:
-    for step in range(start + 1, end + 1):
-      state, terms = step_fn(state, source, targets, valid, base_key)
-      sums = terms if sums is None else jax.tree_util.tree_map(jnp.add, sums, terms)
-      count += 1
-      if step % log_every == 0 or step == end:
-        means = {k: float(v) / count for k, v in jax.device_get(sums).items()}
-        record = meter.update(step, means)
-        meter.flush()
-        history.append(record)
-        if metrics_path:
-          with open(metrics_path, 'a') as f:
-            f.write(json.dumps(record) + '\n')
-        if callback is not None:
-          callback(step, state.params)
-        sums, count = None, 0
-      if manager is not None and step % config.checkpoint_every == 0:
-        manager.save(step, args=ocp.args.StandardSave(state))
-  finally:
-    if manager is not None:
-      if int(state.step) != (manager.latest_step() or 0):
-        manager.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
-      manager.wait_until_finished()
-      manager.close()
+  interrupted = False
+  with learning.StopOnSigterm() as stop:
+    try:
+      for step in range(start + 1, end + 1):
+        state, terms = step_fn(state, source, targets, valid, base_key)
+        sums = terms if sums is None else jax.tree_util.tree_map(jnp.add, sums, terms)
+        count += 1
+        if step % log_every == 0 or step == end:
+          means = {k: float(v) / count for k, v in jax.device_get(sums).items()}
+          record = meter.update(step, means)
+          meter.flush()
+          history.append(record)
+          if metrics_path:
+            with open(metrics_path, 'a') as f:
+              f.write(json.dumps(record) + '\n')
+          if callback is not None:
+            callback(step, state.params)
+          sums, count = None, 0
+        if manager is not None and step % config.checkpoint_every == 0:
+          manager.save(step, args=ocp.args.StandardSave(state))
+        if stop.requested and manager is not None:
+          if log:
+            log(f'stop requested at step {step}: checkpointing')
+          interrupted = True
+          break
+    finally:
+      if manager is not None:
+        if int(state.step) != (manager.latest_step() or 0):
+          manager.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
+        manager.wait_until_finished()
+        manager.close()
+  if interrupted:
+    raise learning.StopRequested(f'stopped at step {int(state.step)} with a checkpoint in '
+                                 f'{workdir}; rerun the same command to resume')
   params = jax.device_get(state.params)
   params['codes'] = params['codes'][:num_frames]
   return params, history
