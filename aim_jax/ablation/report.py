@@ -200,7 +200,7 @@ def _study_table(study: str, rows: Sequence[RowResult]) -> List[str]:
   head = ['variant', 'ours: mean error mm ± std over seeds', 'ratio to full', 'paper mm',
           'paper ratio', 'jaw deg']
   if hidden:
-    head += ['eval ms', 'parameters']
+    head += ['eval ms (side by side)', 'parameters']
   if study != 'baselines':
     head += ['recon mm'] + [f'{label} (unconstr.)' for _, label in ANATOMY_COLUMNS]
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
@@ -258,6 +258,8 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Seque
   if cost:
     lines += [cost, '']
   by_study = {s: [r for r in rows if r.row.study == s] for s in studies}
+  if 'hidden' in by_study:
+    _time_side_by_side(workdir, by_study['hidden'], actor)
   for study, study_rows in by_study.items():
     lines += [f'## {TITLES[study]}', '']
     lines += _study_table(study, study_rows)
@@ -277,6 +279,19 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Seque
     f.write(text)
   os.replace(os.path.join(workdir, 'report.md.tmp'), os.path.join(workdir, 'report.md'))
   return text
+
+
+def _time_side_by_side(workdir: str, rows: Sequence[RowResult], actor: Actor):
+  """Replaces each hidden-size row's evaluation time (measured by its own job, under whatever
+  else ran then) by one measured side by side with the other widths, in this process."""
+  done = [r for r in rows if r.results]
+  if not done:
+    return
+  folders = {r.row.label: os.path.join(workdir, 'runs', r.row.run, f'seed_{r.seeds[0]}', 'model')
+             for r in done}
+  times = runner_lib.side_by_side_eval_ms(folders, actor.neutral)
+  for r in done:
+    r.results = [dict(res, eval_ms=times[r.row.label]) for res in r.results]
 
 
 def _cost(rows: Sequence[RowResult]) -> Optional[str]:

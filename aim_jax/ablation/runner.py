@@ -173,6 +173,30 @@ def evaluation_ms(params, spec: aim.AIMSpec, points: np.ndarray, repeats: int) -
   return 1e3 * float(np.median(times))
 
 
+def side_by_side_eval_ms(model_dirs: Dict[str, str], points: np.ndarray, rounds: int = 7
+                         ) -> Dict[str, float]:
+  """Evaluation time (ms, median over rounds) of several learned models measured in one
+  process, interleaved round by round, so that load on the machine affects them alike.
+
+  Args:
+    model_dirs: label -> learn_model.py workdir; points: (N, 3) mm, where to evaluate.
+  """
+  points = jax.device_put(np.asarray(points, np.float32))
+  runs = {}
+  for label, folder in model_dirs.items():
+    params, spec, _ = learning.load_model(folder)
+    run = jax.jit(lambda p, x, spec=spec: aim.reconstruct(p, x, spec))
+    run(params, points).block_until_ready()
+    runs[label] = (run, params)
+  times = {label: [] for label in runs}
+  for _ in range(max(1, rounds)):
+    for label, (run, params) in runs.items():
+      start = time.perf_counter()
+      run(params, points).block_until_ready()
+      times[label].append(time.perf_counter() - start)
+  return {label: 1e3 * float(np.median(t)) for label, t in times.items()}
+
+
 def sequence_targets(fit_config, actor, actor_source: str, num_frames: int, kind: str):
   """The held-out sequence of `num_frames` frames as targets of `kind` and its ground truth."""
   if actor.ground_truth is not None:  # The synthetic actor: its own performance generator.
