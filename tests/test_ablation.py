@@ -62,7 +62,14 @@ def test_agreement_statements_follow_the_numbers():
   rows = [_row_result('losses', 'L_Model', 'full', [0.10, 0.11, 0.12], 0.19),
           _row_result('losses', 'no_L_A', 'no_L_A', [0.30, 0.31, 0.29], 0.29),
           _row_result('losses', 'no_L_D', 'no_L_D', [0.20, 0.21, 0.19], 0.21)]
+  for r, bone in zip(rows, (2.0, 9.0, 3.0)):
+    for result in r.results:
+      result['anatomy'] = {name: {'unconstrained': {'mean': bone}}
+                           for name in ('bone_mm', 'thickness_mm')}
   text = ' '.join(report_lib.agreement('losses', rows))
+  assert ('Removing L_A hurts the recovered anatomy most: agrees (worst bone error no_L_A, '
+          '9.00 mm; full L_Model 2.00 mm)') in text
+  assert 'bone error where unconstrained, best first): L_Model 2.00, no_L_D 3.00, no_L_A 9.00' in text
   assert 'Full L_Model best (the paper\'s claim): agrees' in text
   assert 'Removing L_A hurts most (the paper\'s claim): agrees' in text
   assert 'ours agrees' in text

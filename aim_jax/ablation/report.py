@@ -171,6 +171,12 @@ def agreement(study: str, rows: Sequence[RowResult]) -> List[str]:
     lines.append(f'Removing L_A hurts most (the paper\'s claim): '
                  f'{"agrees" if worst.row.label == "no_L_A" else "disagrees"}; worst '
                  f'{worst.row.label}.')
+    bone = _anatomy_ranking(done, 'bone_mm')
+    if bone:
+      lines.append(f'Removing L_A hurts the recovered anatomy most: '
+                   f'{"agrees" if bone[-1][0] == "no_L_A" else "disagrees"} (worst bone error '
+                   f'{bone[-1][0]}, {bone[-1][1]:.2f} mm; full L_Model '
+                   f'{dict(bone).get("L_Model", float("nan")):.2f} mm).')
   elif study == 'hidden':
     by_size = sorted(done, key=lambda r: r.results[0]['hidden'])
     errors = [r.mean for r in by_size]
@@ -190,7 +196,20 @@ def agreement(study: str, rows: Sequence[RowResult]) -> List[str]:
     if {'aim', 'aim_global'} <= set(by_method):
       lines.append('AIM beats AIM-global (per-point coefficients matter): '
                    f'{"agrees" if by_method["aim"].mean < by_method["aim_global"].mean else "disagrees"}.')
+  if study != 'baselines':
+    for name, label in (('bone_mm', 'bone error'), ('thickness_mm', 'thickness error')):
+      ranking = _anatomy_ranking(done, name)
+      if ranking:
+        lines.append(f'Anatomy recovery ({label} where unconstrained, best first): '
+                     + ', '.join(f'{l} {v:.2f}' for l, v in ranking) + '.')
   return lines
+
+
+def _anatomy_ranking(rows: Sequence[RowResult], name: str) -> List[tuple]:
+  """[(label, mean unconstrained error)] best first; [] without anatomy ground truth."""
+  values = [(r.row.label, r.mean_of(lambda x: _anatomy(x, name))) for r in rows]
+  values = [(label, v) for label, v in values if np.isfinite(v)]
+  return sorted(values, key=lambda lv: lv[1])
 
 
 def _study_table(study: str, rows: Sequence[RowResult]) -> List[str]:
@@ -234,6 +253,7 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Seque
                  render: bool = True) -> str:
   """Writes results.csv, report.md, plots/ and renders/ under workdir; returns report.md's
   text."""
+  os.makedirs(workdir, exist_ok=True)
   rows = collect(config, studies, jobs)
   write_csv(os.path.join(workdir, 'results.csv'), rows)
   learn = config.learn
