@@ -165,9 +165,10 @@ def agreement(study: str, rows: Sequence[RowResult]) -> List[str]:
   elif study == 'losses':
     full = _reference(rows)
     worst = max(done, key=lambda r: r.mean)
+    other = second if best is full else best
     lines.append(f'Full L_Model best (the paper\'s claim): '
-                 f'{"agrees" if best is full else "disagrees"}; best {best.row.label} against '
-                 f'{second.row.label}: {_separated(best, second)}.')
+                 f'{"agrees" if best is full else "disagrees"}; L_Model against '
+                 f'{other.row.label}: {_separated(full, other)}.')
     lines.append(f'Removing L_A hurts most (the paper\'s claim): '
                  f'{"agrees" if worst.row.label == "no_L_A" else "disagrees"}; worst '
                  f'{worst.row.label}.')
