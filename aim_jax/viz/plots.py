@@ -10,6 +10,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 import numpy as np
 
 DPI = 100
@@ -215,10 +216,14 @@ def plot_tradeoff(path: str, x: Sequence[float], y: Sequence[float], labels: Seq
   fig = _new_figure(size_px)
   ax = fig.add_subplot(1, 1, 1)
   ax.plot(x, y, marker='o', color='tab:blue')
+  ax.margins(0.12)  # Room for the labels of the end points.
   for xi, yi, label in zip(x, y, labels):
     ax.annotate(str(label), (xi, yi), textcoords='offset points', xytext=(6, 6), fontsize=9)
   if np.all(x > 0):
     ax.set_xscale('log')
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(x)  # Ticks at the measured values: a log axis has few labelled decades here.
+    ax.set_xticklabels([f'{v:.3g}' for v in x], fontsize=8)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.grid(True, which='both', alpha=0.4)
