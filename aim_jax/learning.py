@@ -23,6 +23,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from aim_jax import geometry
 from aim_jax import losses
 from aim_jax import progress as progress_lib
 from aim_jax.anatomy.constraints import SparseConstraints
@@ -69,8 +70,7 @@ def jaw_prior_targets(actor: Actor):
   probe = vertices[::step][:JAW_PROBES]
   rotation, translation = (np.asarray(a, np.float32) for a in actor.shape_jaws)
   pivot = np.asarray(actor.pivot, np.float32)
-  target = np.einsum('sij,pj->spi', rotation, probe - pivot) + pivot + translation[:, None]
-  return probe, target
+  return probe, np.asarray(geometry.rigid_about_pivot(probe, rotation, translation, pivot))
 
 
 def make_learning_data(actor: Actor, constraints: SparseConstraints) -> LearningData:

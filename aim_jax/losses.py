@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from aim_jax import geometry
+
 
 def _masked_mean(values: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
   mask = mask.astype(values.dtype)
@@ -44,7 +46,7 @@ def jaw_prior(rotation: jnp.ndarray, translation: jnp.ndarray, probe: jnp.ndarra
   the teeth). Args: rotation (S, 3, 3), translation (S, 3) mm (index 0 the neutral);
   probe (P, 3) mm mandible points; target (S, P, 3) mm; pivot (3,) mm.
   """
-  moved = jnp.einsum('sij,pj->spi', rotation, probe - pivot) + pivot + translation[:, None]
+  moved = geometry.rigid_about_pivot(probe, rotation, translation, pivot)  # (S, P, 3)
   return jnp.mean(jnp.sum((moved[1:] - target[1:]) ** 2, axis=-1))
 
 
