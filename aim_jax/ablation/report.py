@@ -195,8 +195,9 @@ def agreement(study: str, rows: Sequence[RowResult]) -> List[str]:
       paper = (studies_lib.PAPER_BASELINES_MM['aim'] / studies_lib.PAPER_BASELINES_MM['gbs'])
       lines.append(f'AIM / GBS error ratio: ours {ratio:.2f}, the paper {paper:.2f}.')
     if {'aim', 'aim_global'} <= set(by_method):
+      wins = by_method['aim'].mean < by_method['aim_global'].mean
       lines.append('AIM beats AIM-global (per-point coefficients matter): '
-                   f'{"agrees" if by_method["aim"].mean < by_method["aim_global"].mean else "disagrees"}.')
+                   f'{"agrees" if wins else "disagrees"}.')
   if study != 'baselines':
     for name, label in (('bone_mm', 'bone error'), ('thickness_mm', 'thickness error')):
       ranking = _anatomy_ranking(done, name)
@@ -308,8 +309,8 @@ def _time_side_by_side(workdir: str, rows: Sequence[RowResult], actor: Actor):
   done = [r for r in rows if r.results]
   if not done:
     return
-  folders = {r.row.label: os.path.join(workdir, 'runs', r.row.run, f'seed_{r.seeds[0]}', 'model')
-             for r in done}
+  folders = {r.row.label: os.path.join(runner_lib.job_folder(workdir, r.row.run, r.seeds[0]),
+                                      'model') for r in done}
   times = runner_lib.side_by_side_eval_ms(folders, actor.neutral)
   for r in done:
     r.results = [dict(res, eval_ms=times[r.row.label]) for res in r.results]
@@ -358,7 +359,7 @@ def render_variants(workdir: str, study: str, rows: Sequence[RowResult],
   for r in rows:
     if not r.results:
       continue
-    folder = os.path.join(workdir, 'runs', r.row.run, f'seed_{r.seeds[0]}')
+    folder = runner_lib.job_folder(workdir, r.row.run, r.seeds[0])
     with np.load(os.path.join(folder, 'fields.npz')) as data:
       fields_of[r.row.label] = {k: data[k] for k in data.files}
   if not fields_of:

@@ -59,11 +59,15 @@ class Job:
   spec: Dict
 
   @property
-  def hash(self) -> str:
-    """Hash of what the job learns and how it fits (not of which sequences it fits: fits of
+  def learning_spec(self) -> Dict:
+    """What the job learns and how it fits: the spec without the sequences it fits (fits of
     other lengths and methods add to a finished job's result)."""
-    spec = {k: v for k, v in self.spec.items() if k != 'fits'}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return {k: v for k, v in self.spec.items() if k != 'fits'}
+
+  @property
+  def hash(self) -> str:
+    """Hash of `learning_spec`."""
+    return hashlib.sha256(json.dumps(self.learning_spec, sort_keys=True).encode()).hexdigest()[:16]
 
   def missing_fits(self, result: Optional[Dict]) -> Dict[str, List[str]]:
     """The fits of job.json that `result` (a result.json dict or None) lacks."""
@@ -98,8 +102,13 @@ def make_jobs(config: ml_collections.ConfigDict, studies: Sequence[str], actor_s
         'learn': learn.to_dict(), 'fit': fit.to_dict(),
         'eval_time_repeats': config.eval_time_repeats,
     }
-    jobs.append(Job(run, seed, os.path.join(workdir, 'runs', run, f'seed_{seed}'), spec))
+    jobs.append(Job(run, seed, job_folder(workdir, run, seed), spec))
   return jobs
+
+
+def job_folder(workdir: str, run: str, seed: int) -> str:
+  """The folder of the (run, seed) job under an ablation workdir."""
+  return os.path.join(workdir, 'runs', run, f'seed_{seed}')
 
 
 def _read_result_file(job: Job) -> Optional[Dict]:
@@ -135,8 +144,7 @@ def write_job(job: Job):
   if os.path.exists(path):
     previous = load_job(job.folder)
     if previous.hash != job.hash:
-      changed = _changed_keys({k: v for k, v in previous.spec.items() if k != 'fits'},
-                              {k: v for k, v in job.spec.items() if k != 'fits'})
+      changed = _changed_keys(previous.learning_spec, job.learning_spec)
       raise ValueError(f'{path}: this workdir holds jobs learned with another config '
                        f'(changed: {", ".join(changed[:6])}); use a new --workdir')
   os.makedirs(job.folder, exist_ok=True)
@@ -160,31 +168,14 @@ def load_job(folder: str) -> Job:
   return Job(spec['run'], spec['seed'], folder, spec)
 
 
-def evaluation_ms(params, spec: aim.AIMSpec, points: np.ndarray, repeats: int) -> float:
-  """Median wall time (ms) of one jitted evaluation of every shape at `points` (N, 3) mm."""
-  run = jax.jit(lambda p, x: aim.reconstruct(p, x, spec))
-  points = jax.device_put(np.asarray(points, np.float32))
-  run(params, points).block_until_ready()
-  times = []
-  for _ in range(max(1, repeats)):
-    start = time.perf_counter()
-    run(params, points).block_until_ready()
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
-
-
-def side_by_side_eval_ms(model_dirs: Dict[str, str], points: np.ndarray, rounds: int = 7
-                         ) -> Dict[str, float]:
-  """Evaluation time (ms, median over rounds) of several learned models measured in one
-  process, interleaved round by round, so that load on the machine affects them alike.
-
-  Args:
-    model_dirs: label -> learn_model.py workdir; points: (N, 3) mm, where to evaluate.
-  """
+def _evaluation_times(models: Dict[str, tuple], points: np.ndarray, rounds: int
+                      ) -> Dict[str, float]:
+  """Median wall time (ms) of one jitted evaluation of every shape at `points` (N, 3) mm, for
+  each of `models` (label -> (params, spec)); after one warm-up call each, the models are timed
+  in turn, round by round, so that load on the machine affects them alike."""
   points = jax.device_put(np.asarray(points, np.float32))
   runs = {}
-  for label, folder in model_dirs.items():
-    params, spec, _ = learning.load_model(folder)
+  for label, (params, spec) in models.items():
     run = jax.jit(lambda p, x, spec=spec: aim.reconstruct(p, x, spec))
     run(params, points).block_until_ready()
     runs[label] = (run, params)
@@ -195,6 +186,19 @@ def side_by_side_eval_ms(model_dirs: Dict[str, str], points: np.ndarray, rounds:
       run(params, points).block_until_ready()
       times[label].append(time.perf_counter() - start)
   return {label: 1e3 * float(np.median(t)) for label, t in times.items()}
+
+
+def evaluation_ms(params, spec: aim.AIMSpec, points: np.ndarray, repeats: int) -> float:
+  """Median wall time (ms) of one jitted evaluation of every shape at `points` (N, 3) mm."""
+  return _evaluation_times({'model': (params, spec)}, points, repeats)['model']
+
+
+def side_by_side_eval_ms(model_dirs: Dict[str, str], points: np.ndarray, rounds: int = 7
+                         ) -> Dict[str, float]:
+  """Evaluation times (ms) of several learned models (label -> learn_model.py workdir)
+  measured side by side in this process (see `_evaluation_times`)."""
+  return _evaluation_times({label: learning.load_model(folder)[:2]
+                            for label, folder in model_dirs.items()}, points, rounds)
 
 
 def sequence_targets(fit_config, actor, actor_source: str, num_frames: int, kind: str):
@@ -237,14 +241,14 @@ def run_job(job: Job, log: Log = print) -> Dict:
   np.savez_compressed(os.path.join(job.folder, 'fields.npz'),
                       **{k: fields[k] for k in ('bone', 'normal', 'thickness', 'skinning')},
                       neutral=fields['shapes'][0])
-  _, rates = _learning_rate(model_dir)
+  rate = _learning_rate(model_dir)
   result = {
       'run': job.run, 'seed': job.seed, 'overrides': spec['overrides'],
       'hidden': learn_config.model.hidden, 'activation': learn_config.model.activation,
       'num_params': int(sum(np.size(x) for x in jax.tree_util.tree_leaves(model.params))),
       'eval_ms': evaluation_ms(model.params, model.spec, actor.neutral,
                                spec['eval_time_repeats']),
-      'learning_steps_per_s': rates,
+      'learning_steps_per_s': rate,
       'reconstruction_mm': summary['reconstruction_mm'],
       'anatomy': summary.get('anatomy'), 'jaw': summary.get('jaw'),
       'num_vertices': actor.num_vertices, 'fits': {},
@@ -267,15 +271,15 @@ def run_job(job: Job, log: Log = print) -> Dict:
   return result
 
 
-def _learning_rate(model_dir: str):
-  """(steps, median logged steps per second) of a learning run's metrics.jsonl."""
+def _learning_rate(model_dir: str) -> Optional[float]:
+  """Median logged steps per second of a learning run's metrics.jsonl (None without one)."""
   path = os.path.join(model_dir, 'metrics.jsonl')
   if not os.path.exists(path):
-    return 0, None
+    return None
   with open(path) as f:
     records = [json.loads(line) for line in f if line.strip()]
   rates = [r['rate'] for r in records[1:]] or [r['rate'] for r in records]
-  return len(records), (float(np.median(rates)) if rates else None)
+  return float(np.median(rates)) if rates else None
 
 
 def _gpu_count() -> int:
