@@ -207,7 +207,7 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
       'symmetry': w.symmetry if use.symmetry else 0.0,
       'expression_small': w.expression_small if use.expression_small else 0.0,
       # Optional (configs/learn_ict.py): acts only on actors with per-shape jaws (shape_jaws).
-      'jaw_prior': w.get('jaw_prior', 0.0),
+      'jaw_prior': w.jaw_prior,
   }
   return {k: float(v) for k, v in weights.items()}
 

@@ -54,7 +54,7 @@ def convergence(config, basis, targets, truth, variant, num_steps, eval_every):
   """Fits with periodic evaluation; returns the curve [(step, fit seconds, error mm)] and the
   compile time. Fit seconds exclude compilation and the evaluations."""
   config = config.copy_and_resolve_references()
-  config.optim.num_steps = num_steps
+  config.train.num_steps = num_steps
   spec = fit_lib.fit_spec(config, basis.num_coefficients, variant)
   step = fit_lib.make_step(spec, fit_lib.loss_options(config), fit_lib.make_optimizer(config))
   state = _state(config, spec, truth.shape[0])
@@ -133,7 +133,7 @@ def main(argv):
                               _LONG_STEPS.value, _LONG_STEPS.value // 5)
   converged = long_curve[-1][2]
   curve, compile_s = convergence(config, model.basis, targets, truth, config.model.variant,
-                                 config.optim.num_steps, _EVAL_EVERY.value)
+                                 config.train.num_steps, _EVAL_EVERY.value)
   reach_step, reach_s = time_to_reach(curve, 1.1 * converged)
   # The long run itself, evaluated every long_steps / 5 steps (an upper bound on the time).
   long_reach_step, long_reach_s = time_to_reach(long_curve, 1.1 * converged)

@@ -14,5 +14,5 @@ def get_config():
   config.learn.train.eval_every = 500
   for study in ('activation', 'losses', 'hidden', 'baselines'):
     config.studies[study].seeds = 1
-  config.fit.optim.chunk_frames = 120
+  config.fit.train.chunk_frames = 120
   return config

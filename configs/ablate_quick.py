@@ -11,7 +11,7 @@ def get_config():
   config.learn.train.num_steps = 30
   config.learn.train.checkpoint_every = 15
   config.fit = fit_test.get_config()
-  config.fit.optim.num_steps = 20
+  config.fit.train.num_steps = 20
   config.fit.output.meshes = False
   config.fit.output.render = False
   config.eval_time_repeats = 2

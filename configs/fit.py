@@ -32,14 +32,17 @@ def get_config():
   config.model.translation_scale = 10.0
   config.model.code_init_std = 0.1
 
-  config.optim = ml_collections.ConfigDict()
-  config.optim.num_steps = 3000
-  config.optim.learning_rate = 3e-3
-  config.optim.warmup_steps = 50
-  config.optim.final_lr_fraction = 0.05
-  config.optim.points_per_step = 1024   # Constrained points sampled per step (0: all).
-  config.optim.chunk_frames = 100       # Frames fitted jointly; longer sequences are chunked.
-  config.optim.shard_frames = True      # Shard frames over devices when there are several.
+  config.train = ml_collections.ConfigDict()
+  config.train.num_steps = 3000
+  config.train.learning_rate = 3e-3
+  config.train.warmup_steps = 50
+  config.train.final_lr_fraction = 0.05
+  config.train.points_per_step = 1024   # Constrained points sampled per step (0: all).
+  config.train.chunk_frames = 100       # Frames fitted jointly; longer sequences are chunked.
+  config.train.shard_frames = True      # Shard frames over devices when there are several.
+  config.train.log_every = 100
+  config.train.checkpoint_every = 500
+  config.train.max_checkpoints = 2
 
   config.loss = ml_collections.ConfigDict()
   config.loss.dense = 1.0
@@ -66,8 +69,6 @@ def get_config():
   config.synthetic.num_landmarks = 1000
   config.synthetic.noise_px = 1.0
 
-  config.log_every = 100
-  config.checkpoint_every = 500
   config.output = ml_collections.ConfigDict()
   config.output.meshes = True
   config.output.mesh_format = 'ply'

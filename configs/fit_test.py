@@ -9,13 +9,13 @@ def get_config():
   config.model.hidden = 16
   config.model.depth = 2
   config.model.rank = 8
-  config.optim.num_steps = 40
-  config.optim.warmup_steps = 5
-  config.optim.points_per_step = 128
+  config.train.num_steps = 40
+  config.train.warmup_steps = 5
+  config.train.points_per_step = 128
   config.synthetic.num_frames = 6
   config.synthetic.num_markers = 40
   config.synthetic.num_landmarks = 200
-  config.log_every = 10
-  config.checkpoint_every = 20
+  config.train.log_every = 10
+  config.train.checkpoint_every = 20
   config.output.render_frames = 2
   return config

@@ -51,6 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Not in the paper: a small prior on the expression deltas so that jaw motion is learned by the
   # jaw transforms instead of being copied into E (see losses.expression_small).
   config.loss.weights.expression_small = 1e-2
+  # Not in the paper (configs/learn_ict.py): pulls the learned jaws toward the actor's per-shape
+  # jaws; acts only on actors that carry them (actor.json jaw_transforms).
+  config.loss.weights.jaw_prior = 0.0
   # Table 3 switches: L_A (anatomy + normals), L_D (thickness + small prior), L_K, L_Sym.
   config.loss.use = ml_collections.ConfigDict()
   config.loss.use.anatomy = True

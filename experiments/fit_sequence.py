@@ -5,7 +5,7 @@ r"""Fits a learned AIM (and the baselines) to a sequence of frames (supplementar
   python experiments/fit_sequence.py --model_dir=runs/actor --targets=scans/ --units=cm \
       --workdir=runs/actor_fit --config.methods=aim
   python experiments/fit_sequence.py --model_dir=runs/actor --targets=markers.npz \
-      --workdir=runs/markers --config.optim.num_steps=4000
+      --workdir=runs/markers --config.train.num_steps=4000
 
 --targets is 'synthetic' (the synthetic actor's held-out performance; --config.synthetic.kind
 picks dense, markers or landmarks), a folder of OBJ/PLY frames in the actor's topology, or an

@@ -165,9 +165,9 @@ def test_learning_shapes_and_their_jaws_are_recovered(actor, oracle):
   config = fit_test.get_config()
   config.model.hidden = 32
   config.model.code_dim = 16
-  config.optim.num_steps = 400
-  config.optim.learning_rate = 1e-2
-  config.optim.points_per_step = 0
+  config.train.num_steps = 400
+  config.train.learning_rate = 1e-2
+  config.train.points_per_step = 0
   config.loss.temporal = 0.0
   chosen = [0, 3, 5, 8]  # neutral, jaw open 25 deg, jaw sideways, an expression.
   frames = actor.shapes[chosen]
@@ -187,8 +187,8 @@ def test_performance_fit_beats_gbs_and_recovers_the_jaw(actor, oracle):
   config.model.hidden = 32
   config.model.code_dim = 16
   config.model.variant = 'separable'
-  config.optim.num_steps = 400
-  config.optim.learning_rate = 1e-2
+  config.train.num_steps = 400
+  config.train.learning_rate = 1e-2
   targets = {'dense': targets_lib.dense_targets(performance.frames)}
   result, _ = _fit(config, oracle, targets)
   aim_error = eval_lib.vertex_errors(result['frames'], performance.frames).mean()
@@ -221,7 +221,7 @@ def test_sigterm_checkpoints_the_exact_step_then_resumes(tmp_path, actor, oracle
   import signal
   from aim_jax import learning
   config = fit_test.get_config()
-  config.log_every = 7  # Not a multiple of checkpoint_every (20).
+  config.train.log_every = 7  # Not a multiple of checkpoint_every (20).
   targets = {'dense': targets_lib.dense_targets(actor.shapes[:4])}
   spec = fit_lib.fit_spec(config, oracle.num_coefficients)
   full, _ = fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, log=None)
@@ -245,7 +245,7 @@ def test_sigterm_checkpoints_the_exact_step_then_resumes(tmp_path, actor, oracle
 
 def test_chunked_sequence_is_resumable(tmp_path, actor, oracle):
   config = fit_test.get_config()
-  config.optim.chunk_frames = 3
+  config.train.chunk_frames = 3
   frames = actor.shapes[:7]
   targets = {'dense': targets_lib.dense_targets(frames)}
   spec = fit_lib.fit_spec(config, oracle.num_coefficients)
@@ -275,7 +275,7 @@ def test_sharded_fit_equals_single_device():
       out = {}
       for shard in (False, True):
         config = fit_test.get_config()
-        config.optim.shard_frames = shard
+        config.train.shard_frames = shard
         spec = fit_lib.fit_spec(config, oracle.num_coefficients)
         params, _ = fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, log=None)
         out[shard] = fit_lib.evaluate_frames(params, spec, oracle)['frames']

@@ -265,7 +265,7 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Seque
       f'Learning: hidden {learn.model.hidden}, depth {learn.model.depth}, '
       f'{learn.train.num_steps} steps, {learn.model.activation} activation unless varied. '
       f'Fitting: identical for every variant ({config.fit.model.variant} F_W, '
-      f'{config.fit.optim.num_steps} steps), {config.targets} targets of the held-out sequence; '
+      f'{config.fit.train.num_steps} steps), {config.targets} targets of the held-out sequence; '
       'errors are mean per-vertex distances to the ground-truth frames (mm). Spread: standard '
       'deviation over seeds (network initialisation, constraint sampling and fitting).',
       '',

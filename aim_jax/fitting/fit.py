@@ -40,7 +40,7 @@ TERMS = ('dense', 'markers', 'landmarks', 'coefficients', 'temporal')
 
 @dataclasses.dataclass(frozen=True)
 class LossOptions:
-  """Static loss settings (from `config.loss` and `config.optim`)."""
+  """Static loss settings (from `config.loss` and `config.train`)."""
   weights: tuple  # ((term, weight), ...) over TERMS.
   points_per_step: int = 0
   robust: str = 'none'
@@ -52,7 +52,7 @@ class LossOptions:
 def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
   loss = config.loss
   return LossOptions(weights=tuple((t, float(loss[t])) for t in TERMS),
-                     points_per_step=int(config.optim.points_per_step), robust=loss.robust,
+                     points_per_step=int(config.train.points_per_step), robust=loss.robust,
                      robust_scale=float(loss.robust_scale), optimize_camera=loss.optimize_camera,
                      regularized_points=int(loss.regularized_points))
 
@@ -68,7 +68,7 @@ def fit_spec(config: ml_collections.ConfigDict, num_coefficients: int,
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  o = config.optim
+  o = config.train
   schedule = optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=o.learning_rate, warmup_steps=o.warmup_steps,
       decay_steps=max(o.num_steps, o.warmup_steps + 1),
@@ -232,13 +232,13 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
   num_frames = next(iter(targets.values())).num_frames
   if any(t.num_frames != num_frames for t in targets.values()):
     raise ValueError('all target kinds must cover the same frames')
-  total_steps = int(num_steps or config.optim.num_steps)
+  total_steps = int(num_steps or config.train.num_steps)
   options = loss_options(config)
   optimizer = make_optimizer(config)
   step_fn = make_step(spec, options, optimizer, aim_spec)
   base_key = jax.random.PRNGKey(config.seed + 1)
 
-  sharding = frame_sharding(num_frames) if config.optim.shard_frames else None
+  sharding = frame_sharding(num_frames) if config.train.shard_frames else None
   padded = num_frames if sharding is None else sharding[0]
   params = init_params(config, spec, num_frames, networks)
   valid = jnp.ones(padded, jnp.float32)
@@ -275,7 +275,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
 
   start = int(state.step)
   end = total_steps if stop_after is None else min(total_steps, stop_after)
-  log_every = max(1, int(config.log_every))
+  log_every = max(1, int(config.train.log_every))
   meter = progress_lib.Progress(total=total_steps, start=start, log=log)
   history = []
   sums, count = None, 0
@@ -297,7 +297,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
           if callback is not None:
             callback(step, state.params)
           sums, count = None, 0
-        if manager is not None and step % config.checkpoint_every == 0:
+        if manager is not None and step % config.train.checkpoint_every == 0:
           manager.save(step, args=ocp.args.StandardSave(state))
         if stop.requested and manager is not None:
           if log:
@@ -381,7 +381,7 @@ def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, bas
   within a chunk).
   """
   num_frames = next(iter(targets.values())).num_frames
-  ranges = chunk_ranges(num_frames, config.optim.chunk_frames)
+  ranges = chunk_ranges(num_frames, config.train.chunk_frames)
   os.makedirs(workdir, exist_ok=True)
   results, networks = [], None
   for index, (start, stop) in enumerate(ranges):
