@@ -25,7 +25,9 @@ import orbax.checkpoint as ocp
 
 from aim_jax import geometry
 from aim_jax import losses
+from aim_jax import metrics_log
 from aim_jax import progress as progress_lib
+from aim_jax import train_loop
 from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
@@ -252,37 +254,6 @@ def reconstruction_error_mm(params, spec: aim.AIMSpec, actor: Actor) -> np.ndarr
   return np.linalg.norm(shapes - actor.shapes, axis=-1)
 
 
-class StopRequested(Exception):
-  """Raised by `train` and `fitting.fit.fit_frames` after a SIGTERM once the checkpoint is
-  written."""
-
-
-class StopOnSigterm:
-  """Turns SIGTERM into a clean stop (checkpoint, then exit) instead of a kill mid-write.
-
-  Used by the learning and fitting loops: `with StopOnSigterm() as stop:` ... `stop.requested`.
-  """
-
-  def __init__(self):
-    self.requested = False
-
-  def __enter__(self):
-    self._previous = signal.getsignal(signal.SIGTERM)
-    try:
-      signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # Not the main thread.
-      self._previous = None
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-
-
 def checkpoint_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, 'checkpoints')),
@@ -322,7 +293,7 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
   os.makedirs(workdir, exist_ok=True)
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
   history = []
-  with checkpoint_manager(workdir, t.max_checkpoints) as manager, StopOnSigterm() as stop:
+  with checkpoint_manager(workdir, t.max_checkpoints) as manager, train_loop.StopSignals() as stop:
     state = create_state(config, spec, optimizer)
     latest = manager.latest_step()
     if latest is not None:
@@ -330,7 +301,7 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
           jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)))
       if log:
         log(f'resumed from checkpoint at step {latest} in {workdir}')
-      progress_lib.truncate_metrics(metrics_path, latest)
+      metrics_log.truncate(metrics_path, latest)
     start = int(state.step)
     end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
     meter = progress_lib.Progress(total=t.num_steps, start=start, log=log)
@@ -351,8 +322,7 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
             meter.note(f'reconstruction {record["reconstruction_mm"]:.4f} mm')
           meter.flush()
           history.append(record)
-          with open(metrics_path, 'a') as f:
-            f.write(json.dumps(record) + '\n')
+          metrics_log.append(metrics_path, record)
           sums, count = None, 0
         if step % t.checkpoint_every == 0:
           manager.save(step, args=ocp.args.StandardSave(state))
@@ -370,7 +340,7 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
         manager.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
       manager.wait_until_finished()
   if interrupted:
-    raise StopRequested(f'stopped at step {int(state.step)} with a checkpoint in {workdir}; '
+    raise train_loop.StopRequested(f'stopped at step {int(state.step)} with a checkpoint in {workdir}; '
                         'rerun the same command to resume')
   return state.params, spec, history
 

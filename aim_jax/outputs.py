@@ -16,23 +16,10 @@ from typing import Dict
 
 import numpy as np
 
+from aim_jax import metrics_log
 from aim_jax import viz
 from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
-
-
-def read_metrics(workdir: str):
-  """(steps (N,), {term: (N,)}) from workdir/metrics.jsonl."""
-  path = os.path.join(workdir, 'metrics.jsonl')
-  records = []
-  if os.path.exists(path):
-    with open(path) as f:
-      records = [json.loads(line) for line in f if line.strip()]
-  skip = {'step', 'rate', 'elapsed_s', 'eta_s'}
-  names = [k for k in (records[0] if records else {}) if k not in skip]
-  steps = np.array([r['step'] for r in records])
-  curves = {n: np.array([r.get(n, np.nan) for r in records], float) for n in names}
-  return steps, curves
 
 
 def write_learning_outputs(workdir: str, config, actor: Actor, constraints: SparseConstraints,
@@ -70,7 +57,7 @@ def write_learning_outputs(workdir: str, config, actor: Actor, constraints: Spar
       os.path.join(mesh_dir, f'constraints.{fmt}'), actor.neutral, faces,
       viz.scalar_colors(np.where(constrained, 1.0, 0.0), 'Greys', -0.5, 1.5))
 
-  steps, curves = read_metrics(workdir)
+  steps, curves = metrics_log.curves(metrics_log.path_in(workdir))
   if len(steps):
     viz.plot_loss_curves(os.path.join(workdir, 'loss_curves.png'), steps,
                          {k: v for k, v in curves.items()}, title=f'{actor.name}: L_Model terms')

@@ -52,13 +52,3 @@ class Progress:
     if self._pending is not None and self.log:
       self.log(self._pending)
     self._pending = None
-
-
-def truncate_metrics(path: str, step: int):
-  """Drops the lines of a metrics.jsonl logged after `step` (a resumed run logs them again)."""
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    lines = [l for l in f if l.strip() and json.loads(l)['step'] <= step]
-  with open(path, 'w') as f:
-    f.writelines(lines)

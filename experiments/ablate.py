@@ -21,7 +21,7 @@ from aim_jax.ablation import report as report_lib
 from aim_jax.ablation import runner
 from aim_jax.ablation import studies as studies_lib
 from aim_jax.data import ActorError, load_actor_source
-from aim_jax.learning import StopRequested
+from aim_jax.train_loop import StopRequested
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/ablate.py',
                                           'Ablation configuration file.', lock_config=True)

@@ -20,7 +20,7 @@ from ml_collections import config_flags
 from aim_jax.data import ActorError
 from aim_jax.fitting import io as fit_io
 from aim_jax.fitting import pipeline
-from aim_jax.learning import StopRequested
+from aim_jax.train_loop import StopRequested
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/fit.py',
                                           'Fitting configuration file.', lock_config=True)

@@ -13,6 +13,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from aim_jax import learning
+from aim_jax import train_loop
 from aim_jax import pipeline
 from aim_jax.data import ActorError, load_actor_source
 
@@ -34,7 +35,7 @@ def main(argv):
   try:
     pipeline.learn_and_evaluate(config, actor, _WORKDIR.value,
                                 log=lambda line: print(line, flush=True))
-  except learning.StopRequested as stop:
+  except train_loop.StopRequested as stop:
     raise SystemExit(str(stop)) from None
 
 

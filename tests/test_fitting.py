@@ -22,6 +22,7 @@ from aim_jax.fitting import objectives
 from aim_jax.fitting import synthetic_targets
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.models import aim
+from aim_jax import train_loop
 from configs import fit_test
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -232,7 +233,7 @@ def test_sigterm_checkpoints_the_exact_step_then_resumes(tmp_path, actor, oracle
     if step == 14:
       os.kill(os.getpid(), signal.SIGTERM)
 
-  with pytest.raises(learning.StopRequested, match='stopped at step 14'):
+  with pytest.raises(train_loop.StopRequested, match='stopped at step 14'):
     fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, workdir=workdir, log=None,
                        callback=kill_at_14)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['14']

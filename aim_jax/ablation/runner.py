@@ -32,6 +32,7 @@ import ml_collections
 import numpy as np
 
 from aim_jax import learning
+from aim_jax import metrics_log
 from aim_jax import pipeline as learn_pipeline
 from aim_jax import progress as progress_lib
 from aim_jax.ablation import studies as studies_lib
@@ -241,7 +242,7 @@ def run_job(job: Job, log: Log = print) -> Dict:
   np.savez_compressed(os.path.join(job.folder, 'fields.npz'),
                       **{k: fields[k] for k in ('bone', 'normal', 'thickness', 'skinning')},
                       neutral=fields['shapes'][0])
-  rate = _learning_rate(model_dir)
+  rate = metrics_log.median_rate(metrics_log.path_in(model_dir))
   result = {
       'run': job.run, 'seed': job.seed, 'overrides': spec['overrides'],
       'hidden': learn_config.model.hidden, 'activation': learn_config.model.activation,
@@ -269,17 +270,6 @@ def run_job(job: Job, log: Log = print) -> Dict:
     _write_json(os.path.join(job.folder, 'result.json'), result)
   _write_json(os.path.join(job.folder, 'result.json'), result)
   return result
-
-
-def _learning_rate(model_dir: str) -> Optional[float]:
-  """Median logged steps per second of a learning run's metrics.jsonl (None without one)."""
-  path = os.path.join(model_dir, 'metrics.jsonl')
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  rates = [r['rate'] for r in records[1:]] or [r['rate'] for r in records]
-  return float(np.median(rates)) if rates else None
 
 
 def _gpu_count() -> int:

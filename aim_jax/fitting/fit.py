@@ -27,7 +27,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aim_jax import geometry
 from aim_jax import learning
+from aim_jax import metrics_log
 from aim_jax import progress as progress_lib
+from aim_jax import train_loop
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import model as model_lib
 from aim_jax.fitting import objectives
@@ -271,7 +273,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
       state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
       if log:
         log(f'resumed from checkpoint at step {latest} in {workdir}')
-      progress_lib.truncate_metrics(metrics_path, latest)
+      metrics_log.truncate(metrics_path, latest)
 
   start = int(state.step)
   end = total_steps if stop_after is None else min(total_steps, stop_after)
@@ -280,7 +282,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
   history = []
   sums, count = None, 0
   interrupted = False
-  with learning.StopOnSigterm() as stop:
+  with train_loop.StopSignals() as stop:
     try:
       for step in range(start + 1, end + 1):
         state, terms = step_fn(state, source, targets, valid, base_key)
@@ -292,8 +294,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
           meter.flush()
           history.append(record)
           if metrics_path:
-            with open(metrics_path, 'a') as f:
-              f.write(json.dumps(record) + '\n')
+            metrics_log.append(metrics_path, record)
           if callback is not None:
             callback(step, state.params)
           sums, count = None, 0
@@ -311,7 +312,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
         manager.wait_until_finished()
         manager.close()
   if interrupted:
-    raise learning.StopRequested(f'stopped at step {int(state.step)} with a checkpoint in '
+    raise train_loop.StopRequested(f'stopped at step {int(state.step)} with a checkpoint in '
                                  f'{workdir}; rerun the same command to resume')
   params = jax.device_get(state.params)
   params['codes'] = params['codes'][:num_frames]

@@ -21,6 +21,8 @@ N = raw / |raw| with raw biased toward the outward direction; E = delta_scale * 
 
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 from typing import Dict, Tuple
 
@@ -209,20 +211,24 @@ def reconstruct(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec) -> jnp.ndar
   return reconstruct_from_fields(fields, rotation, translation, spec)
 
 
+@functools.partial(jax.jit, static_argnames=('spec',))
+def _evaluate_block(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec) -> Dict[str, jnp.ndarray]:
+  """Every field and the S reconstructed shapes at one block of points (compiled once per spec
+  and block shape)."""
+  fields = anatomy(params, points_mm, spec, NETWORKS)
+  rotation, translation = jaw_transforms(params)
+  fields['shapes'] = reconstruct_from_fields(fields, rotation, translation, spec)
+  return fields
+
+
 def evaluate_chunked(params: Dict, points_mm: np.ndarray, spec: AIMSpec,
                      chunk: int = 8192) -> Dict[str, np.ndarray]:
   """Every field and every reconstructed shape at many points, in chunks (bounded memory).
 
   Returns numpy: 'bone' (N,3), 'normal' (N,3), 'thickness' (N,), 'skinning' (N,),
-  'expression' (N,S-1,3), 'shapes' (S,N,3), all mm.
+  'expression' (N,S-1,3), 'shapes' (S,N,3), all mm. The block function is jitted at module level
+  with the spec static, so calling this again with the same spec and N does not recompile.
   """
-  @jax.jit
-  def run(p, pts):
-    fields = anatomy(p, pts, spec, NETWORKS)
-    rotation, translation = jaw_transforms(p)
-    fields['shapes'] = reconstruct_from_fields(fields, rotation, translation, spec)
-    return fields
-
   pieces = []
   points_mm = np.asarray(points_mm, np.float32)
   n = points_mm.shape[0]
@@ -231,7 +237,7 @@ def evaluate_chunked(params: Dict, points_mm: np.ndarray, spec: AIMSpec,
     pad = chunk - block.shape[0] if n > chunk else 0  # Keep one compiled shape.
     if pad:
       block = np.concatenate([block, np.repeat(block[-1:], pad, axis=0)])
-    out = jax.device_get(run(params, block))
+    out = jax.device_get(_evaluate_block(params, block, spec))
     if pad:
       out = {k: (v[:, :-pad] if k == 'shapes' else v[:-pad]) for k, v in out.items()}
     pieces.append(out)
