@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import flax
 import jax
@@ -32,7 +32,25 @@ from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
 
-LOSS_TERMS = ('reconstruction', 'anatomy', 'thickness', 'skinning', 'symmetry')
+@flax.struct.dataclass
+class ConstraintTargets:
+  """The sparse constraints as the loss reads them, device arrays over M constraints (mm).
+
+  points: (M, 3) skin points; bone: (M, 3) bone points; normal: (M, 3) unit bone normals;
+  thickness: (M,) mm; bone_id: (M,) int, 0 cranium, 1 mandible.
+  """
+  points: jnp.ndarray
+  bone: jnp.ndarray
+  normal: jnp.ndarray
+  thickness: jnp.ndarray
+  bone_id: jnp.ndarray
+
+  @classmethod
+  def of(cls, constraints: SparseConstraints) -> 'ConstraintTargets':
+    return cls(points=jnp.asarray(constraints.points), bone=jnp.asarray(constraints.bone_point),
+               normal=jnp.asarray(constraints.bone_normal),
+               thickness=jnp.asarray(constraints.thickness),
+               bone_id=jnp.asarray(constraints.bone_id))
 
 
 @flax.struct.dataclass
@@ -41,7 +59,7 @@ class LearningData:
 
   template: (V, 3) neutral = query points; shapes: (S, V, 3) targets; partner: (V,) mirror
   vertex (-1 none); plane: (4,) mirror plane; unconstrained: (V,) bool, vertices without a
-  constraint (where the small-thickness prior applies); c_*: (M, ...) sparse constraints;
+  constraint (where the small-thickness prior applies); constraints: the sparse constraints;
   jaw_probe: (P, 3) mandible points and jaw_target: (S, P, 3) where the user's per-shape jaws
   move them (None when the actor has no `shape_jaws`).
   """
@@ -50,11 +68,7 @@ class LearningData:
   partner: jnp.ndarray
   plane: jnp.ndarray
   unconstrained: jnp.ndarray
-  c_points: jnp.ndarray
-  c_bone: jnp.ndarray
-  c_normal: jnp.ndarray
-  c_thickness: jnp.ndarray
-  c_bone_id: jnp.ndarray
+  constraints: ConstraintTargets
   jaw_probe: Optional[jnp.ndarray] = None
   jaw_target: Optional[jnp.ndarray] = None
 
@@ -83,9 +97,7 @@ def make_learning_data(actor: Actor, constraints: SparseConstraints) -> Learning
       template=jnp.asarray(actor.neutral), shapes=jnp.asarray(actor.shapes),
       partner=jnp.asarray(actor.symmetry), plane=jnp.asarray(actor.mirror_plane),
       unconstrained=jnp.asarray(~constraints.vertex_mask()),
-      c_points=jnp.asarray(constraints.points), c_bone=jnp.asarray(constraints.bone_point),
-      c_normal=jnp.asarray(constraints.bone_normal),
-      c_thickness=jnp.asarray(constraints.thickness), c_bone_id=jnp.asarray(constraints.bone_id),
+      constraints=ConstraintTargets.of(constraints),
       **{k: None if v is None else jnp.asarray(v)
          for k, v in zip(('jaw_probe', 'jaw_target'), jaw_prior_targets(actor))})
 
@@ -99,32 +111,54 @@ def model_spec(config: ml_collections.ConfigDict, actor: Actor) -> aim.AIMSpec:
                        layout=m.layout)
 
 
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings:
+  """The learning optimiser's settings (hashable: built inside jitted steps)."""
+  num_steps: int
+  learning_rate: float
+  jaw_rotation_lr: float
+  jaw_translation_lr: float
+  warmup_steps: int
+  final_lr_fraction: float
+  adam_b2: float
+  grad_clip_norm: float
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> 'OptimizerSettings':
+    t = config.train
+    return cls(num_steps=int(t.num_steps), learning_rate=float(t.learning_rate),
+               jaw_rotation_lr=float(t.jaw_rotation_lr),
+               jaw_translation_lr=float(t.jaw_translation_lr), warmup_steps=int(t.warmup_steps),
+               final_lr_fraction=float(t.final_lr_fraction), adam_b2=float(t.adam_b2),
+               grad_clip_norm=float(t.grad_clip_norm))
+
+  def optimizer(self) -> optax.GradientTransformation:
+    """Adam with a warmup + cosine schedule; jaw rotations and translations get their own rates.
+
+    Gradients are clipped to `grad_clip_norm` (global norm; 0 disables) before Adam: without it
+    SIREN training at the paper's 2e-3 occasionally spikes and kills the thickness network (seen
+    on the synthetic demo at step ~900).
+    """
+    def adam(lr):
+      return optax.adam(train_loop.warmup_cosine(lr, self.warmup_steps, self.num_steps,
+                                                 self.final_lr_fraction), b2=self.adam_b2)
+
+    def label(params):
+      labels = jax.tree_util.tree_map(lambda _: 'networks', params)
+      labels['jaw'] = {'rot6d': 'jaw_rotation', 'translation': 'jaw_translation'}
+      return labels
+
+    transform = optax.multi_transform(
+        {'networks': adam(self.learning_rate), 'jaw_rotation': adam(self.jaw_rotation_lr),
+         'jaw_translation': adam(self.jaw_translation_lr)}, label)
+    if self.grad_clip_norm:
+      return optax.chain(optax.clip_by_global_norm(self.grad_clip_norm), transform)
+    return transform
+
+
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam with a warmup + cosine schedule; jaw rotations and translations get their own rates.
-
-  Gradients are clipped to `config.train.grad_clip_norm` (global norm; 0 disables) before Adam:
-  without it SIREN training at the paper's 2e-3 occasionally spikes and kills the thickness
-  network (seen on the synthetic demo at step ~900).
-  """
-  t = config.train
-
-  def schedule(lr):
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=lr, warmup_steps=t.warmup_steps, decay_steps=max(t.num_steps, t.warmup_steps + 1),
-        end_value=lr * t.final_lr_fraction)
-
-  def label(params):
-    labels = jax.tree_util.tree_map(lambda _: 'networks', params)
-    labels['jaw'] = {'rot6d': 'jaw_rotation', 'translation': 'jaw_translation'}
-    return labels
-
-  adam = optax.multi_transform(
-      {'networks': optax.adam(schedule(t.learning_rate), b2=t.adam_b2),
-       'jaw_rotation': optax.adam(schedule(t.jaw_rotation_lr), b2=t.adam_b2),
-       'jaw_translation': optax.adam(schedule(t.jaw_translation_lr), b2=t.adam_b2)}, label)
-  if t.grad_clip_norm:
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip_norm), adam)
-  return adam
+  """The learning optimiser of a config (see `OptimizerSettings.optimizer`)."""
+  return OptimizerSettings.from_config(config).optimizer()
 
 
 def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
@@ -133,9 +167,11 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   """L_Model on one batch. Returns (total, dict of the unweighted terms).
 
   `weights` maps each term ('reconstruction', 'anatomy', 'anatomy_normal', 'thickness',
-  'thickness_small', 'skinning', 'skinning_smooth', 'symmetry', 'expression_small') to its
-  weight; a term whose
-  weight is 0 is not computed at all.
+  'thickness_small', 'thickness_smooth', 'skinning', 'skinning_smooth', 'symmetry',
+  'expression_small', 'jaw_prior') to its weight. A term is computed only when its weight (or,
+  for the constraint group 'anatomy', 'anatomy_normal', 'thickness', 'skinning', the weight of
+  any term of the group, which share one network evaluation) is non-zero; 'jaw_prior' also
+  needs per-shape jaws in `data`.
   """
   num_vertices = data.template.shape[0]
   k_batch, k_constraint, k_jitter = jax.random.split(key, 3)
@@ -155,22 +191,22 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
                                           data.jaw_target, jnp.asarray(spec.pivot, jnp.float32))
 
   uses = lambda *names: any(weights.get(n, 0.0) for n in names)
-  num_constraints = data.c_points.shape[0]
+  c = data.constraints
+  num_constraints = c.points.shape[0]
   if uses('anatomy', 'anatomy_normal', 'thickness', 'skinning'):
     if constraint_batch and constraint_batch < num_constraints:
       c_index = jax.random.choice(k_constraint, num_constraints, (constraint_batch,),
                                   replace=False)
     else:
       c_index = jnp.arange(num_constraints)
-    c_fields = aim.anatomy(params, data.c_points[c_index], spec, aim.ANATOMY_NETWORKS)
-    terms['anatomy'] = losses.bone_points(c_fields['bone'], data.c_bone[c_index])
-    terms['anatomy_normal'] = losses.bone_normals(c_fields['normal'], data.c_normal[c_index])
-    terms['thickness'] = losses.thickness_match(c_fields['thickness'], data.c_thickness[c_index])
-    terms['skinning'] = losses.skinning_prior(c_fields['skinning'], data.c_bone_id[c_index])
+    c_fields = aim.anatomy(params, c.points[c_index], spec, aim.ANATOMY_NETWORKS)
+    terms['anatomy'] = losses.bone_points(c_fields['bone'], c.bone[c_index])
+    terms['anatomy_normal'] = losses.bone_normals(c_fields['normal'], c.normal[c_index])
+    terms['thickness'] = losses.thickness_match(c_fields['thickness'], c.thickness[c_index])
+    terms['skinning'] = losses.skinning_prior(c_fields['skinning'], c.bone_id[c_index])
   if uses('thickness_small'):
-    unconstrained = data.unconstrained[index].astype(jnp.float32)
-    terms['thickness_small'] = (jnp.sum(fields['thickness'] ** 2 * unconstrained)
-                                / jnp.maximum(jnp.sum(unconstrained), 1.0))
+    terms['thickness_small'] = losses.thickness_small(fields['thickness'],
+                                                      data.unconstrained[index])
   sub = index[:symmetry_batch] if symmetry_batch else index
   if uses('skinning_smooth', 'thickness_smooth'):
     jitter = skinning_jitter_mm * jax.random.normal(k_jitter, (sub.shape[0], 3))
@@ -214,38 +250,71 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
   return {k: float(v) for k, v in weights.items()}
 
 
-@flax.struct.dataclass
-class TrainState:
-  step: jnp.ndarray
-  params: Dict
-  opt_state: optax.OptState
+TrainState = train_loop.TrainState
 
 
 def create_state(config, spec: aim.AIMSpec, optimizer) -> TrainState:
-  params = aim.init(jax.random.PRNGKey(config.seed), spec)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=optimizer.init(params))
+  """The initial state: `aim.init` from the config seed, the optimiser's initial state."""
+  return train_loop.create_state(aim.init(jax.random.PRNGKey(config.seed), spec), optimizer)
 
 
-def make_train_step(config, spec: aim.AIMSpec, optimizer) -> Callable:
-  """A jitted `train_step(state, data) -> (state, terms)`."""
-  t = config.train
-  compute_loss = functools.partial(
-      loss_fn, spec=spec, weights=loss_weights(config), batch_size=t.batch_size,
-      constraint_batch=t.constraint_batch, symmetry_batch=t.symmetry_batch,
-      skinning_jitter_mm=config.loss.skinning_jitter_mm)
-  base_key = jax.random.PRNGKey(config.seed + 1)
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+  """Everything static about a learning step (hashable: the jit cache key)."""
+  spec: aim.AIMSpec
+  weights: Tuple[Tuple[str, float], ...]
+  batch_size: int
+  constraint_batch: int
+  symmetry_batch: int
+  skinning_jitter_mm: float
+  optimizer: OptimizerSettings
+  seed: int
 
-  def train_step(state: TrainState, data: LearningData):
-    key = jax.random.fold_in(base_key, state.step)
-    (total, terms), grads = jax.value_and_grad(compute_loss, has_aux=True)(
-        state.params, data, key)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    terms = dict(terms, total=total)
-    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), terms
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, spec: aim.AIMSpec) -> 'StepSettings':
+    t = config.train
+    for name in ('batch_size', 'constraint_batch', 'symmetry_batch'):
+      if int(t[name]) < 0:
+        raise ValueError(f'train.{name} must be >= 0 (0: all), got {t[name]}')
+    return cls(spec=spec, weights=tuple(sorted(loss_weights(config).items())),
+               batch_size=int(t.batch_size), constraint_batch=int(t.constraint_batch),
+               symmetry_batch=int(t.symmetry_batch),
+               skinning_jitter_mm=float(config.loss.skinning_jitter_mm),
+               optimizer=OptimizerSettings.from_config(config), seed=int(config.seed))
 
-  return jax.jit(train_step, donate_argnums=(0,))
+
+def _one_step(state: TrainState, data: LearningData, settings: StepSettings):
+  key = jax.random.fold_in(jax.random.PRNGKey(settings.seed + 1), state.step)
+  (total, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params, data, key, settings.spec, dict(settings.weights), settings.batch_size,
+      settings.constraint_batch, settings.symmetry_batch, settings.skinning_jitter_mm)
+  state = train_loop.apply_gradients(state, grads, settings.optimizer.optimizer())
+  return state, dict(terms, total=total)
+
+
+@functools.partial(jax.jit, static_argnames=('settings',), donate_argnums=(0,))
+def train_step(state: TrainState, data: LearningData, settings: StepSettings):
+  """One L_Model step: (state, data) -> (next state, dict of the unweighted terms + 'total').
+  The batch of step i is drawn from fold_in(seed + 1, i)."""
+  return _one_step(state, data, settings)
+
+
+@functools.partial(jax.jit, static_argnames=('settings', 'count'), donate_argnums=(0,))
+def train_block(state: TrainState, data: LearningData, settings: StepSettings, count: int):
+  """`count` steps in one `lax.scan`: (next state, the terms summed over the block)."""
+  step = functools.partial(_one_step, data=data, settings=settings)
+  return train_loop.scan_steps(step, count)(state)
+
+
+def make_train_step(config, spec: aim.AIMSpec, optimizer=None) -> Callable:
+  """`train_step(state, data) -> (state, terms)` for a config (compiled once per settings).
+
+  The optimiser is the config's (`make_optimizer`); the argument is kept for callers that pass
+  it and must be that optimiser.
+  """
+  del optimizer
+  settings = StepSettings.from_config(config, spec)
+  return lambda state, data: train_step(state, data, settings)
 
 
 def reconstruction_error_mm(params, spec: aim.AIMSpec, actor: Actor) -> np.ndarray:
@@ -273,12 +342,14 @@ def restore_params(workdir: str, spec: aim.AIMSpec, config) -> Dict:
 
 
 def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseConstraints,
-          workdir: str, log: Optional[Callable[[str], None]] = print,
+          workdir: Optional[str], log: Optional[Callable[[str], None]] = print,
           stop_after: Optional[int] = None):
-  """Learns an AIM model; resumes from the latest checkpoint in `workdir/checkpoints`.
+  """Learns an AIM model; resumes from the newest readable checkpoint in `workdir/checkpoints`.
 
-  Writes `metrics.jsonl` (one line per logged step: step, terms, rate) and checkpoints every
-  `config.train.checkpoint_every` steps and at the end (or on SIGTERM / Ctrl-C).
+  The shared run machinery (`train_loop.run`) writes `metrics.jsonl` and checkpoints every
+  `config.train.checkpoint_every` steps and at the end (or on SIGTERM / Ctrl-C), and stops on a
+  non-finite loss without writing the bad state. Every `train.eval_every` steps (at log steps)
+  the reconstruction error (mm) of the learning shapes is added to the record.
 
   Args:
     stop_after: stop (with a checkpoint) after this global step; for tests of resuming.
@@ -287,61 +358,23 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
   """
   t = config.train
   spec = model_spec(config, actor)
-  optimizer = make_optimizer(config)
+  settings = StepSettings.from_config(config, spec)
+  options = train_loop.loop_options(t)
   data = make_learning_data(actor, constraints)
-  train_step = make_train_step(config, spec, optimizer)
-  os.makedirs(workdir, exist_ok=True)
-  metrics_path = os.path.join(workdir, 'metrics.jsonl')
-  history = []
-  with checkpoint_manager(workdir, t.max_checkpoints) as manager, train_loop.StopSignals() as stop:
-    state = create_state(config, spec, optimizer)
-    latest = manager.latest_step()
-    if latest is not None:
-      state = manager.restore(latest, args=ocp.args.StandardRestore(
-          jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)))
-      if log:
-        log(f'resumed from checkpoint at step {latest} in {workdir}')
-      metrics_log.truncate(metrics_path, latest)
-    start = int(state.step)
-    end = t.num_steps if stop_after is None else min(t.num_steps, stop_after)
-    meter = progress_lib.Progress(total=t.num_steps, start=start, log=log)
-    sums, count = None, 0
-    step = start
-    interrupted = False
-    try:
-      for step in range(start + 1, end + 1):
-        state, terms = train_step(state, data)
-        sums = terms if sums is None else jax.tree_util.tree_map(jnp.add, sums, terms)
-        count += 1
-        if step % t.log_every == 0 or step == end:
-          means = {k: float(v) / count for k, v in jax.device_get(sums).items()}
-          record = meter.update(step, means)
-          if step % t.eval_every == 0 or step == end:
-            error = reconstruction_error_mm(state.params, spec, actor)
-            record['reconstruction_mm'] = float(error[:, actor.region].mean())
-            meter.note(f'reconstruction {record["reconstruction_mm"]:.4f} mm')
-          meter.flush()
-          history.append(record)
-          metrics_log.append(metrics_path, record)
-          sums, count = None, 0
-        if step % t.checkpoint_every == 0:
-          manager.save(step, args=ocp.args.StandardSave(state))
-        if stop.requested:
-          if log:
-            log(f'stop requested at step {step}: checkpointing')
-          interrupted = True
-          break
-    except KeyboardInterrupt:
-      if log:
-        log(f'interrupted at step {step}: checkpointing')
-      raise
-    finally:
-      if int(state.step) != (manager.latest_step() or 0):
-        manager.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
-      manager.wait_until_finished()
-  if interrupted:
-    raise train_loop.StopRequested(f'stopped at step {int(state.step)} with a checkpoint in {workdir}; '
-                        'rerun the same command to resume')
+  state = create_state(config, spec, settings.optimizer.optimizer())
+
+  def on_log(step, state, record):
+    if step % t.eval_every and step != options.num_steps:
+      return None
+    error = reconstruction_error_mm(state.params, spec, actor)
+    record['reconstruction_mm'] = float(error[:, actor.region].mean())
+    return f'reconstruction {record["reconstruction_mm"]:.4f} mm'
+
+  block = options.steps_per_call
+  state, history = train_loop.run(
+      state, lambda s: train_step(s, data, settings), options, workdir=workdir, log=log,
+      hooks=train_loop.Hooks(on_log=on_log), stop_after=stop_after,
+      block_fn=lambda s: train_block(s, data, settings, block))
   return state.params, spec, history
 
 

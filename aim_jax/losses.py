@@ -7,6 +7,8 @@ mm^2; normals enter as (1 - cos). Each term is weighted and switched in the lear
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax.numpy as jnp
 
 from aim_jax import geometry
@@ -75,9 +77,18 @@ def thickness_match(thickness: jnp.ndarray, thickness_target: jnp.ndarray) -> jn
   return jnp.mean((thickness - thickness_target) ** 2)
 
 
-def thickness_small(thickness: jnp.ndarray) -> jnp.ndarray:
-  """L_D, prior part: mean d^2 (mm^2), keeping unconstrained tissue thin. (N,) -> scalar."""
-  return jnp.mean(thickness ** 2)
+def thickness_small(thickness: jnp.ndarray, mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """L_D, prior part: mean d^2 (mm^2), keeping unconstrained tissue thin.
+
+  Args:
+    thickness: (N,) mm.
+    mask: optional (N,) weights (1 where the prior applies, e.g. unconstrained vertices); the
+      mean is over the masked points (0 when none is).
+  """
+  if mask is None:
+    return jnp.mean(thickness ** 2)
+  mask = mask.astype(thickness.dtype)
+  return jnp.sum(thickness ** 2 * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def skinning_prior(skinning: jnp.ndarray, bone_id: jnp.ndarray) -> jnp.ndarray:

@@ -1,15 +1,113 @@
 """Run machinery shared by the learning and fitting loops.
 
-(Filled in below: state, schedule, checkpoints, metrics, signals, progress and the driver.)
+One place owns what every long optax loop of the project needs: the train state, the
+warmup-cosine schedule, orbax checkpoints (save, restore, fall back past an unreadable step,
+never keep a non-finite state), the metrics log, SIGTERM / Ctrl-C handling, progress lines and
+resuming. A loop (`learning.train`, `fitting.fit.fit_frames`) builds its jitted step and calls
+`run`:
+
+  state, history = train_loop.run(state, step_fn, options, workdir=..., log=print)
+
+`step_fn(state) -> (state, terms)` advances one step; `terms` is a dict of scalar losses (with
+'total'). With `options.steps_per_call > 1` the loop calls `scan_steps`' jitted block of steps
+(`jax.lax.scan`) instead, so the host dispatches once per block.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
+import os
+import shutil
 import signal
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+import orbax.checkpoint as ocp
+
+from aim_jax import metrics_log
+from aim_jax import progress as progress_lib
+
+Log = Optional[Callable[[str], None]]
+StepFn = Callable[[Any], Tuple[Any, Dict[str, jnp.ndarray]]]
 
 
 class StopRequested(Exception):
   """Raised by a run after SIGTERM or Ctrl-C, once its checkpoint is written."""
+
+
+class Diverged(Exception):
+  """Raised when a loss term or the parameters become non-finite; nothing of that state is
+  written, and the last finite checkpoint is kept."""
+
+
+class CheckpointError(Exception):
+  """No checkpoint of a run could be read."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  """The state of an optax loop: the step count, the parameters and the optimiser state."""
+  step: jnp.ndarray
+  params: Any
+  opt_state: optax.OptState
+
+
+def create_state(params, optimizer: optax.GradientTransformation) -> TrainState:
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params))
+
+
+def apply_gradients(state: TrainState, grads, optimizer: optax.GradientTransformation
+                    ) -> TrainState:
+  """One optimiser update: the next state."""
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  return TrainState(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                    opt_state=opt_state)
+
+
+def warmup_cosine(peak: float, warmup_steps: int, num_steps: int, final_fraction: float
+                  ) -> optax.Schedule:
+  """Linear warmup from 0 to `peak` over `warmup_steps`, then cosine decay to
+  `peak * final_fraction` at `num_steps`."""
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=peak, warmup_steps=warmup_steps,
+      decay_steps=max(num_steps, warmup_steps + 1), end_value=peak * final_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopOptions:
+  """How `run` drives a loop (all counts in steps)."""
+  num_steps: int
+  log_every: int = 100
+  checkpoint_every: int = 1000
+  max_checkpoints: int = 3
+  steps_per_call: int = 1  # > 1: blocks of steps in one jitted lax.scan (see `scan_steps`).
+  unit: str = 'steps'
+
+  def __post_init__(self):
+    for name in ('num_steps', 'log_every', 'checkpoint_every', 'max_checkpoints',
+                 'steps_per_call'):
+      value = getattr(self, name)
+      if not isinstance(value, int) or value < (0 if name == 'num_steps' else 1):
+        raise ValueError(f'train.{name} must be a whole number >= '
+                         f'{0 if name == "num_steps" else 1}, got {value!r}')
+
+
+def loop_options(train: Any, **overrides) -> LoopOptions:
+  """LoopOptions from a config's `train` section (learning or fitting)."""
+  fields = {f.name: train[f.name] for f in dataclasses.fields(LoopOptions)
+            if f.name in train and f.name != 'unit'}
+  fields.update(overrides)
+  return LoopOptions(**fields)
+
+
+# ------------------------------------------------------------------------------------------
+# Signals.
 
 
 class StopSignals:
@@ -17,7 +115,7 @@ class StopSignals:
   checkpoint at the exact step instead of dying mid-write.
 
   `with StopSignals() as stop:` ... `if stop.requested: ...`. Outside the main thread it installs
-  nothing (signals can only be handled there).
+  nothing (signals can only be handled there). A second Ctrl-C raises KeyboardInterrupt at once.
   """
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -37,10 +135,268 @@ class StopSignals:
   def _handle(self, signum, frame):
     del frame
     if self.requested and signum == signal.SIGINT:
-      raise KeyboardInterrupt  # A second Ctrl-C stops at once.
+      raise KeyboardInterrupt
     self.requested = signal.Signals(signum).name
 
   def __exit__(self, *exc):
     for sig, previous in self._previous.items():
       signal.signal(sig, previous)
     self._previous = {}
+
+
+# ------------------------------------------------------------------------------------------
+# Finiteness.
+
+
+@jax.jit
+def _all_finite(tree) -> jnp.ndarray:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def is_finite(tree) -> bool:
+  """True when every floating-point leaf of the pytree is finite."""
+  return bool(_all_finite(tree))
+
+
+def non_finite_terms(values: Dict[str, float]) -> List[str]:
+  return sorted(k for k, v in values.items() if not math.isfinite(v))
+
+
+# ------------------------------------------------------------------------------------------
+# Checkpoints.
+
+
+class Checkpoints:
+  """Orbax checkpoints of one run in `workdir/checkpoints`.
+
+  `restore` falls back from an unreadable newest step to the newest readable one (the unreadable
+  step is moved to `workdir/checkpoints_unreadable/`, not deleted); `save` refuses a non-finite
+  state, so rotation (`max_to_keep`) never drops the last finite checkpoint for a diverged one.
+  """
+
+  def __init__(self, workdir: str, max_to_keep: int = 3, log: Log = print):
+    self.workdir = workdir
+    self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+    self.max_to_keep, self.log = max_to_keep, log
+    self._manager = self._open()
+
+  def _open(self) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=self.max_to_keep,
+                                                             create=True))
+
+  def latest_step(self) -> Optional[int]:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> List[int]:
+    return sorted(self._manager.all_steps())
+
+  def _set_aside(self, step: int):
+    aside = os.path.join(self.workdir, 'checkpoints_unreadable')
+    os.makedirs(aside, exist_ok=True)
+    target = os.path.join(aside, str(step))
+    if os.path.exists(target):
+      shutil.rmtree(target)
+    os.replace(os.path.join(self.directory, str(step)), target)
+    self._manager.close()
+    self._manager = self._open()
+
+  def restore(self, like) -> Tuple[Any, Optional[int]]:
+    """(state, step) of the newest readable checkpoint, or (like, None) when there is none.
+
+    `like` is a state of the right structure (its values are not used).
+    """
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
+    steps = self.all_steps()
+    for step in reversed(steps):
+      try:
+        state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as err:  # pylint: disable=broad-except
+        # Orbax raises many kinds on a damaged step (truncated files, missing metadata, shape
+        # mismatches); a structure mismatch fails on every step and is reported below.
+        problem = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        if self.log:
+          self.log(f'checkpoint at step {step} in {self.directory} is unreadable ({problem}); '
+                   'trying an older one')
+        last_error = problem
+        self._set_aside(step)
+        continue
+      if not is_finite(state):
+        if self.log:
+          self.log(f'checkpoint at step {step} in {self.directory} holds non-finite values; '
+                   'trying an older one')
+        last_error = 'non-finite values'
+        self._set_aside(step)
+        continue
+      return state, step
+    if steps:
+      raise CheckpointError(f'{self.directory}: no readable checkpoint (steps {steps}, set '
+                            f'aside in checkpoints_unreadable/; last problem: {last_error})')
+    return like, None
+
+  def save(self, step: int, state, force: bool = False) -> bool:
+    """Saves `state` at `step` unless it is not finite (then returns False)."""
+    if not is_finite(state):
+      return False
+    if step in self._manager.all_steps():
+      return True
+    self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+    return True
+
+  def close(self):
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+# ------------------------------------------------------------------------------------------
+# Blocks of steps.
+
+
+def scan_steps(step_fn: StepFn, count: int) -> Callable:
+  """`count` steps of `step_fn` as one function: state -> (state, summed terms).
+
+  Wrap the result in `jax.jit` (or call it inside a jitted function) so the block is one
+  dispatch: the terms are summed on the device and the host sees them once per block.
+  """
+  def block(state):
+    def body(carry, _):
+      state, sums = carry
+      state, terms = step_fn(state)
+      return (state, jax.tree_util.tree_map(jnp.add, sums, terms)), None
+    _, terms_shape = jax.eval_shape(step_fn, state)
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), terms_shape)
+    (state, sums), _ = jax.lax.scan(body, (state, zeros), None, length=count)
+    return state, sums
+  return block
+
+
+# ------------------------------------------------------------------------------------------
+# The driver.
+
+
+@dataclasses.dataclass
+class Hooks:
+  """Optional callbacks of `run`.
+
+  on_log(step, state, record): at every logged step; may add entries to `record` (e.g. an
+    evaluation) and return a note for the progress line (or None).
+  """
+  on_log: Optional[Callable[[int, Any, Dict], Optional[str]]] = None
+
+
+def _sum_host(sums, terms):
+  return terms if sums is None else jax.tree_util.tree_map(jnp.add, sums, terms)
+
+
+def run(state, step_fn: StepFn, options: LoopOptions, workdir: Optional[str] = None,
+        log: Log = print, hooks: Optional[Hooks] = None, stop_after: Optional[int] = None,
+        block_fn: Optional[Callable] = None) -> Tuple[Any, List[Dict]]:
+  """Runs `step_fn` from `state` (or the workdir's newest readable checkpoint) to
+  `options.num_steps`.
+
+  Args:
+    state: the initial state (any pytree with an integer `step` field, e.g. `TrainState`).
+    step_fn: state -> (state, terms), jitted; terms: dict of scalars with 'total'.
+    options: step counts and intervals.
+    workdir: where `checkpoints/` and `metrics.jsonl` go; None runs in memory (no resume).
+    hooks: optional callbacks (see `Hooks`).
+    stop_after: stop with a checkpoint after this step (tests of resuming).
+    block_fn: jitted `scan_steps(step_fn, options.steps_per_call)`, used for whole blocks when
+      `options.steps_per_call > 1` (built here when not given).
+  Returns:
+    (final state, the metric records logged by this run).
+  Raises:
+    StopRequested: after SIGTERM / Ctrl-C, once the checkpoint is written.
+    Diverged: a loss term or the state became non-finite (nothing of it is written).
+    CheckpointError: the workdir has checkpoints and none is readable.
+  """
+  hooks = hooks or Hooks()
+  checkpoints = metrics_path = None
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    metrics_path = metrics_log.path_in(workdir)
+    checkpoints = Checkpoints(workdir, options.max_checkpoints, log)
+  history: List[Dict] = []
+  stopped = None
+  try:
+    with StopSignals() as stop:
+      if checkpoints is not None:
+        state, latest = checkpoints.restore(state)
+        metrics_log.truncate(metrics_path, latest or 0)
+        if latest is not None and log:
+          log(f'resumed from checkpoint at step {latest} in {workdir}')
+      start = int(state.step)
+      end = options.num_steps if stop_after is None else min(options.num_steps, stop_after)
+      block = options.steps_per_call
+      if block > 1 and block_fn is None:
+        block_fn = jax.jit(scan_steps(step_fn, block))
+      meter = progress_lib.Progress(total=options.num_steps, start=start, log=log,
+                                    unit=options.unit)
+      last_good = start
+      sums, count, step = None, 0, start
+      while step < end:
+        # Next event: a log point, a checkpoint or the end.
+        boundary = min(end, (step // options.log_every + 1) * options.log_every,
+                       (step // options.checkpoint_every + 1) * options.checkpoint_every)
+        if block > 1 and boundary - step >= block:
+          state, terms = block_fn(state)
+          step += block
+          count += block
+        else:
+          state, terms = step_fn(state)
+          step += 1
+          count += 1
+        sums = _sum_host(sums, terms)
+        logged = step % options.log_every == 0 or step == end
+        saving = checkpoints is not None and step % options.checkpoint_every == 0
+        if logged:
+          means = {k: float(v) / count for k, v in jax.device_get(sums).items()}
+          bad = non_finite_terms(means)
+          if bad:
+            raise Diverged(f'non-finite {", ".join(bad)} between steps {last_good} and {step}; '
+                           + _kept(checkpoints))
+          record = meter.update(step, means)
+          if hooks.on_log is not None:
+            note = hooks.on_log(step, state, record)
+            if note:
+              meter.note(note)
+          meter.flush()
+          history.append(record)
+          if metrics_path:
+            metrics_log.append(metrics_path, record)
+          sums, count = None, 0
+          last_good = step
+        if saving and not checkpoints.save(step, state):
+          raise Diverged(f'non-finite parameters at step {step}; ' + _kept(checkpoints))
+        if stop.requested:
+          stopped = stop.requested
+          break
+      if checkpoints is not None and int(state.step) != (checkpoints.latest_step() or 0):
+        if not checkpoints.save(int(state.step), state, force=True):
+          raise Diverged(f'non-finite parameters at step {int(state.step)}; '
+                         + _kept(checkpoints))
+  finally:
+    if checkpoints is not None:
+      checkpoints.close()
+  if stopped:
+    where = f'; checkpoint in {workdir}, rerun the same command to resume' if workdir else ''
+    raise StopRequested(f'stopped at step {int(state.step)} ({stopped}){where}')
+  return state, history
+
+
+def _kept(checkpoints: Optional[Checkpoints]) -> str:
+  if checkpoints is None:
+    return 'nothing was written (lower the learning rate?)'
+  latest = checkpoints.latest_step()
+  if latest is None:
+    return 'no checkpoint was written (lower the learning rate?)'
+  return (f'the last finite checkpoint (step {latest}) in {checkpoints.directory} is kept '
+          '(lower the learning rate?)')

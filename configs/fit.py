@@ -43,6 +43,7 @@ def get_config():
   config.train.log_every = 100
   config.train.checkpoint_every = 500
   config.train.max_checkpoints = 2
+  config.train.steps_per_call = 1  # Steps per host dispatch (lax.scan over blocks of steps).
 
   config.loss = ml_collections.ConfigDict()
   config.loss.dense = 1.0

@@ -79,6 +79,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_every = 1000
   config.train.checkpoint_every = 1000
   config.train.max_checkpoints = 3
+  # Steps per host dispatch (a jitted lax.scan over blocks of steps; 1: one step per call).
+  config.train.steps_per_call = 1
 
   config.output = ml_collections.ConfigDict()
   config.output.mesh_format = 'ply'  # 'ply' | 'obj'.

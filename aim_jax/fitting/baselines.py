@@ -8,6 +8,7 @@ under sparse constraints. Frames are independent and solved in one vmapped batch
 
 from __future__ import annotations
 
+import functools
 from typing import Dict
 
 import jax
@@ -19,32 +20,50 @@ from aim_jax.fitting.basis import ModelBasis
 from aim_jax.fitting.targets import TargetSet, interpolate
 
 
-def _residual_fn(basis: ModelBasis, targets: Dict[str, TargetSet]):
-  """r(w, frame_values, frame_visible) -> stacked residuals (mm), for one frame."""
-  kinds = sorted(targets)
-
-  def points_of(kind, w):
+def _frame_residual(w: jnp.ndarray, basis: ModelBasis, targets: Dict[str, TargetSet],
+                    values: Dict[str, jnp.ndarray], visible: Dict[str, jnp.ndarray]
+                    ) -> jnp.ndarray:
+  """Stacked residuals (mm) of one frame's coefficients w (S-1,) against its target values."""
+  parts = []
+  for kind in sorted(targets):
     t = targets[kind]
     ids = t.points.vertices
-    x = basis.neutral[ids] + jnp.einsum('s,mksd->mkd', w, basis.deltas[ids])
-    return interpolate(t.points, x)
+    x = interpolate(t.points, basis.neutral[ids] + jnp.einsum('s,mksd->mkd', w,
+                                                              basis.deltas[ids]))
+    if kind == 'landmarks':
+      cam = t.camera
+      depth = x @ cam.rotation[2] + cam.translation[2]
+      mm_per_px = jax.lax.stop_gradient(depth / cam.intrinsics[0, 0])
+      r = (camera_lib.project(cam, x) - values[kind]) * mm_per_px[:, None]
+    else:
+      r = x - values[kind]
+    parts.append((r * jnp.sqrt(visible[kind])[:, None]).reshape(-1))
+  return jnp.concatenate(parts)
 
-  def residual(w, values, visible):
-    parts = []
-    for kind in kinds:
-      t = targets[kind]
-      x = points_of(kind, w)
-      if kind == 'landmarks':
-        cam = t.camera
-        depth = x @ cam.rotation[2] + cam.translation[2]
-        mm_per_px = jax.lax.stop_gradient(depth / cam.intrinsics[0, 0])
-        r = (camera_lib.project(cam, x) - values[kind]) * mm_per_px[:, None]
-      else:
-        r = x - values[kind]
-      parts.append((r * jnp.sqrt(visible[kind])[:, None]).reshape(-1))
-    return jnp.concatenate(parts)
 
-  return residual
+@functools.partial(jax.jit, static_argnames=('iterations',))
+def _solve_frames(basis: ModelBasis, targets: Dict[str, TargetSet], ridge: jnp.ndarray,
+                  iterations: int) -> jnp.ndarray:
+  """Gauss-Newton on every frame (vmapped); compiled once per target shapes."""
+  num_coefficients = basis.num_coefficients
+  count = sum(t.points.count for t in targets.values())
+
+  def solve_frame(values, visible):
+    residual = lambda w: _frame_residual(w, basis, targets, values, visible)
+
+    def body(w, _):
+      r = residual(w)
+      jac = jax.jacfwd(residual)(w)
+      lhs = jac.T @ jac / count + ridge * jnp.eye(num_coefficients)
+      rhs = -(jac.T @ r / count + ridge * w)
+      return w + jnp.linalg.solve(lhs, rhs), None
+    w, _ = jax.lax.scan(body, jnp.zeros(num_coefficients, jnp.float32), None,
+                        length=iterations)
+    return w
+
+  values = {k: t.values for k, t in targets.items()}
+  visible = {k: t.visible for k, t in targets.items()}
+  return jax.vmap(solve_frame)(values, visible)
 
 
 def fit_gbs(basis: ModelBasis, targets: Dict[str, TargetSet], ridge: float = 1e-3,
@@ -60,26 +79,8 @@ def fit_gbs(basis: ModelBasis, targets: Dict[str, TargetSet], ridge: float = 1e-
   Returns:
     (F, S-1) coefficients.
   """
-  residual = _residual_fn(basis, targets)
-  num_coefficients = basis.num_coefficients
-  count = sum(t.points.count for t in targets.values())
-  has_2d = 'landmarks' in targets
-  iterations = iterations if has_2d else 1
-
-  def solve_frame(values, visible):
-    def body(w, _):
-      r = residual(w, values, visible)
-      jac = jax.jacfwd(residual)(w, values, visible)
-      lhs = jac.T @ jac / count + ridge * jnp.eye(num_coefficients)
-      rhs = -(jac.T @ r / count + ridge * w)
-      return w + jnp.linalg.solve(lhs, rhs), None
-    w, _ = jax.lax.scan(body, jnp.zeros(num_coefficients, jnp.float32), None,
-                        length=iterations)
-    return w
-
-  values = {k: t.values for k, t in targets.items()}
-  visible = {k: t.visible for k, t in targets.items()}
-  return np.asarray(jax.jit(jax.vmap(solve_frame))(values, visible))
+  iterations = iterations if 'landmarks' in targets else 1
+  return np.asarray(_solve_frames(basis, targets, jnp.float32(ridge), iterations))
 
 
 def gbs_frames(basis: ModelBasis, weights: np.ndarray) -> np.ndarray:

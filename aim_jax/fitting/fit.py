@@ -11,9 +11,8 @@ finished chunks on disk and returns every frame evaluated at every vertex.
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import os
-import time
 from typing import Callable, Dict, Optional, Sequence
 
 import flax
@@ -22,13 +21,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aim_jax import geometry
-from aim_jax import learning
-from aim_jax import metrics_log
-from aim_jax import progress as progress_lib
 from aim_jax import train_loop
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import model as model_lib
@@ -69,20 +64,31 @@ def fit_spec(config: ml_collections.ConfigDict, num_coefficients: int,
                            code_init_std=m.code_init_std)
 
 
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings:
+  """The fitting optimiser's settings (hashable: built inside the jitted step)."""
+  learning_rate: float
+  warmup_steps: int
+  num_steps: int
+  final_lr_fraction: float
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> 'OptimizerSettings':
+    t = config.train
+    return cls(learning_rate=float(t.learning_rate), warmup_steps=int(t.warmup_steps),
+               num_steps=int(t.num_steps), final_lr_fraction=float(t.final_lr_fraction))
+
+  def optimizer(self) -> optax.GradientTransformation:
+    """Adam with a warmup + cosine schedule."""
+    return optax.adam(train_loop.warmup_cosine(self.learning_rate, self.warmup_steps,
+                                               self.num_steps, self.final_lr_fraction))
+
+
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  o = config.train
-  schedule = optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=o.learning_rate, warmup_steps=o.warmup_steps,
-      decay_steps=max(o.num_steps, o.warmup_steps + 1),
-      end_value=o.learning_rate * o.final_lr_fraction)
-  return optax.adam(schedule)
+  return OptimizerSettings.from_config(config).optimizer()
 
 
-@flax.struct.dataclass
-class FitState:
-  step: jnp.ndarray
-  params: Dict
-  opt_state: optax.OptState
+FitState = train_loop.TrainState
 
 
 def _subsample(targets: TargetSet, key: jax.Array, count: int):
@@ -147,22 +153,43 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
   return loss_fn
 
 
-def make_step(spec: model_lib.FitSpec, options: LossOptions,
-              optimizer: optax.GradientTransformation,
-              aim_spec: Optional[aim.AIMSpec] = None) -> Callable:
-  """A jitted step(state, source, targets, valid, base_key) -> (state, terms)."""
+def _one_step(state: FitState, source, targets, valid, base_key, spec: model_lib.FitSpec,
+              options: LossOptions, optim: OptimizerSettings,
+              aim_spec: Optional[aim.AIMSpec]):
+  key = jax.random.fold_in(base_key, state.step)
   loss_fn = make_loss_fn(spec, options, aim_spec)
+  (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params, source, targets, valid, key)
+  return train_loop.apply_gradients(state, grads, optim.optimizer()), terms
 
-  @jax.jit
-  def step(state: FitState, source, targets, valid, base_key):
-    key = jax.random.fold_in(base_key, state.step)
-    (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, source, targets, valid, key)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return FitState(step=state.step + 1, params=params, opt_state=opt_state), terms
 
-  return step
+_STATIC = ('spec', 'options', 'optim', 'aim_spec')
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def fit_step(state: FitState, source, targets, valid, base_key, spec: model_lib.FitSpec,
+             options: LossOptions, optim: OptimizerSettings,
+             aim_spec: Optional[aim.AIMSpec] = None):
+  """One fitting step: (next state, terms). Compiled once per static settings and shapes, so
+  every chunk of a sequence and every method with the same shapes reuse one compilation."""
+  return _one_step(state, source, targets, valid, base_key, spec, options, optim, aim_spec)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC + ('count',))
+def fit_block(state: FitState, source, targets, valid, base_key, spec: model_lib.FitSpec,
+              options: LossOptions, optim: OptimizerSettings,
+              aim_spec: Optional[aim.AIMSpec] = None, count: int = 1):
+  """`count` fitting steps in one `lax.scan`: (next state, terms summed over the block)."""
+  step = lambda s: _one_step(s, source, targets, valid, base_key, spec, options, optim, aim_spec)
+  return train_loop.scan_steps(step, count)(state)
+
+
+def make_step(spec: model_lib.FitSpec, options: LossOptions, optim: OptimizerSettings,
+              aim_spec: Optional[aim.AIMSpec] = None) -> Callable:
+  """step(state, source, targets, valid, base_key) -> (state, terms), i.e. `fit_step` with the
+  settings bound."""
+  return functools.partial(fit_step, spec=spec, options=options, optim=optim,
+                           aim_spec=aim_spec)
 
 
 def init_params(config, spec: model_lib.FitSpec, num_frames: int,
@@ -234,10 +261,9 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
   num_frames = next(iter(targets.values())).num_frames
   if any(t.num_frames != num_frames for t in targets.values()):
     raise ValueError('all target kinds must cover the same frames')
-  total_steps = int(num_steps or config.train.num_steps)
   options = loss_options(config)
-  optimizer = make_optimizer(config)
-  step_fn = make_step(spec, options, optimizer, aim_spec)
+  optim = OptimizerSettings.from_config(config)
+  loop = train_loop.loop_options(config.train, num_steps=int(num_steps or config.train.num_steps))
   base_key = jax.random.PRNGKey(config.seed + 1)
 
   sharding = frame_sharding(num_frames) if config.train.shard_frames else None
@@ -251,72 +277,32 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
     params['codes'] = jnp.concatenate(
         [params['codes'], jnp.repeat(params['codes'][-1:], padded - num_frames, axis=0)])
     valid = valid.at[num_frames:].set(0.0)
-  state = FitState(step=jnp.zeros((), jnp.int32), params=params,
-                   opt_state=optimizer.init(params))
+  state = train_loop.create_state(params, optim.optimizer())
   if sharding is not None:
     state = _shard_state(state, sharding[1], sharding[2])
     targets = _shard_targets(targets, sharding[1], sharding[2])
     source = jax.device_put(source, sharding[2])
     valid = jax.device_put(valid, sharding[1])
 
-  manager = None
-  metrics_path = None
-  if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    metrics_path = os.path.join(workdir, 'metrics.jsonl')
-    manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, 'checkpoints')),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-    latest = manager.latest_step()
-    if latest is not None:
-      abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
-      state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
-      if log:
-        log(f'resumed from checkpoint at step {latest} in {workdir}')
-      metrics_log.truncate(metrics_path, latest)
-
-  start = int(state.step)
-  end = total_steps if stop_after is None else min(total_steps, stop_after)
-  log_every = max(1, int(config.train.log_every))
-  meter = progress_lib.Progress(total=total_steps, start=start, log=log)
-  history = []
-  sums, count = None, 0
-  interrupted = False
-  with train_loop.StopSignals() as stop:
-    try:
-      for step in range(start + 1, end + 1):
-        state, terms = step_fn(state, source, targets, valid, base_key)
-        sums = terms if sums is None else jax.tree_util.tree_map(jnp.add, sums, terms)
-        count += 1
-        if step % log_every == 0 or step == end:
-          means = {k: float(v) / count for k, v in jax.device_get(sums).items()}
-          record = meter.update(step, means)
-          meter.flush()
-          history.append(record)
-          if metrics_path:
-            metrics_log.append(metrics_path, record)
-          if callback is not None:
-            callback(step, state.params)
-          sums, count = None, 0
-        if manager is not None and step % config.train.checkpoint_every == 0:
-          manager.save(step, args=ocp.args.StandardSave(state))
-        if stop.requested and manager is not None:
-          if log:
-            log(f'stop requested at step {step}: checkpointing')
-          interrupted = True
-          break
-    finally:
-      if manager is not None:
-        if int(state.step) != (manager.latest_step() or 0):
-          manager.save(int(state.step), args=ocp.args.StandardSave(state), force=True)
-        manager.wait_until_finished()
-        manager.close()
-  if interrupted:
-    raise train_loop.StopRequested(f'stopped at step {int(state.step)} with a checkpoint in '
-                                 f'{workdir}; rerun the same command to resume')
+  settings = dict(spec=spec, options=options, optim=optim, aim_spec=aim_spec)
+  hooks = train_loop.Hooks(
+      on_log=None if callback is None else lambda step, state, record: callback(step,
+                                                                                state.params))
+  state, history = train_loop.run(
+      state, lambda s: fit_step(s, source, targets, valid, base_key, **settings), loop,
+      workdir=workdir, log=log, hooks=hooks, stop_after=stop_after,
+      block_fn=lambda s: fit_block(s, source, targets, valid, base_key, **settings,
+                                   count=loop.steps_per_call))
   params = jax.device_get(state.params)
   params['codes'] = params['codes'][:num_frames]
   return params, history
+
+
+@functools.partial(jax.jit, static_argnames=('spec',))
+def _estimate_block(params: Dict, basis: ModelBasis, spec: model_lib.FitSpec):
+  x, w, frame = model_lib.estimate(params, basis, spec)
+  frame = {k: v for k, v in frame.items() if k != 'raw'}
+  return {'frames': x, 'coefficients': w, **frame}
 
 
 def evaluate_frames(params: Dict, spec: model_lib.FitSpec, basis: ModelBasis,
@@ -326,12 +312,6 @@ def evaluate_frames(params: Dict, spec: model_lib.FitSpec, basis: ModelBasis,
   Returns numpy: 'frames' (F, V, 3) mm, 'coefficients' (F, V, S-1), 'codes' (F, D),
   'jaw_rotation' (F, 3, 3), 'jaw_translation' (F, 3) mm (+ 'head_rotation', 'head_translation').
   """
-  @jax.jit
-  def run(p):
-    x, w, frame = model_lib.estimate(p, basis, spec)
-    frame = {k: v for k, v in frame.items() if k != 'raw'}
-    return {'frames': x, 'coefficients': w, **frame}
-
   codes = np.asarray(params['codes'])
   num_frames = codes.shape[0]
   pieces = []
@@ -340,7 +320,7 @@ def evaluate_frames(params: Dict, spec: model_lib.FitSpec, basis: ModelBasis,
     pad = frame_chunk - block.shape[0] if num_frames > frame_chunk else 0
     if pad:
       block = np.concatenate([block, np.repeat(block[-1:], pad, axis=0)])
-    out = jax.device_get(run({**params, 'codes': jnp.asarray(block)}))
+    out = jax.device_get(_estimate_block({**params, 'codes': jnp.asarray(block)}, basis, spec))
     pieces.append({k: v[:block.shape[0] - pad] for k, v in out.items()})
   result = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
   result['codes'] = codes
