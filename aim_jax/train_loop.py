@@ -93,9 +93,8 @@ class LoopOptions:
     for name in ('num_steps', 'log_every', 'checkpoint_every', 'max_checkpoints',
                  'steps_per_call'):
       value = getattr(self, name)
-      if not isinstance(value, int) or value < (0 if name == 'num_steps' else 1):
-        raise ValueError(f'train.{name} must be a whole number >= '
-                         f'{0 if name == "num_steps" else 1}, got {value!r}')
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'train.{name} must be a whole number >= 1, got {value!r}')
 
 
 def loop_options(train: Any, **overrides) -> LoopOptions:
