@@ -56,7 +56,8 @@ def convergence(config, basis, targets, truth, variant, num_steps, eval_every):
   config = config.copy_and_resolve_references()
   config.train.num_steps = num_steps
   spec = fit_lib.fit_spec(config, basis.num_coefficients, variant)
-  step = fit_lib.make_step(spec, fit_lib.loss_options(config), fit_lib.make_optimizer(config))
+  step = fit_lib.make_step(spec, fit_lib.loss_options(config),
+                           fit_lib.OptimizerSettings.from_config(config))
   state = _state(config, spec, truth.shape[0])
   source, key = {'basis': basis}, jax.random.PRNGKey(config.seed + 1)
   start = time.perf_counter()
@@ -98,7 +99,8 @@ def step_ms(step_fns, rounds, steps=20):
 
 
 def stepper(config, spec, basis, targets, num_frames, aim_spec=None, aim_params=None):
-  step = fit_lib.make_step(spec, fit_lib.loss_options(config), fit_lib.make_optimizer(config),
+  step = fit_lib.make_step(spec, fit_lib.loss_options(config),
+                           fit_lib.OptimizerSettings.from_config(config),
                            aim_spec)
   state = [_state(config, spec, num_frames)]
   source = {'basis': basis}
