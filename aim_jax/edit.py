@@ -31,8 +31,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from aim_jax import rigid_np
 from aim_jax import viz
-from aim_jax.data import symmetry as symmetry_lib
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
 from aim_jax.models import edit_field
@@ -165,8 +165,8 @@ def make_ops(config: ml_collections.ConfigDict, actor: Actor) -> tuple:
       partners = actor.symmetry[ids]
       mirrored = template[partners[partners >= 0]]
     else:
-      mirrored = symmetry_lib.reflect(anchors, plane)
-    mirrored_offset = symmetry_lib.reflect_direction(offset, plane)
+      mirrored = rigid_np.reflect(anchors, plane)
+    mirrored_offset = rigid_np.reflect_direction(offset, plane)
     own_image = _same_points(mirrored, anchors)
     if not own_image:
       if np.allclose(mirrored_offset, offset, atol=1e-6):

@@ -12,27 +12,6 @@ def _sphere(radius, subdivisions=3, scale=(1.0, 1.0, 1.0)):
   return np.asarray(mesh.vertices) * np.asarray(scale), np.asarray(mesh.faces)
 
 
-def _random_rotation(seed):
-  q = np.random.default_rng(seed).standard_normal(4)
-  q /= np.linalg.norm(q)
-  w, x, y, z = q
-  return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                   [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                   [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
-def test_similarity_fit_recovers_a_known_transform():
-  source = np.random.default_rng(0).standard_normal((6, 3)) * 30.0
-  rotation = _random_rotation(1)
-  target = 1.2 * source @ rotation.T + np.array([5.0, -3.0, 40.0])
-  s, r, t = bone_fit.similarity_fit(source, target)
-  assert s == pytest.approx(1.2, abs=1e-9)
-  np.testing.assert_allclose(r, rotation, atol=1e-9)
-  np.testing.assert_allclose(bone_fit.apply_similarity(source, s, r, t), target, atol=1e-8)
-  r2, _ = bone_fit.rigid_fit(source, source @ rotation.T)
-  np.testing.assert_allclose(r2, rotation, atol=1e-9)
-
-
 def test_skin_depths_signs():
   bone_v, bone_f = _sphere(70.0)
   bone = trimesh.Trimesh(bone_v, bone_f, process=False)

@@ -37,6 +37,7 @@ import numpy as np
 from scipy import spatial
 import trimesh
 
+from aim_jax import rigid_np
 from aim_jax.anatomy import constraints as constraints_lib
 
 
@@ -118,49 +119,6 @@ class WarpPart:
   name: str
   vertex_index: np.ndarray
   stiff: bool = False
-
-
-# ---------------------------------------------------------------------------------------------
-# Rigid and similarity fits.
-
-
-def similarity_fit(source: np.ndarray, target: np.ndarray,
-                   weights: Optional[np.ndarray] = None, scale: bool = True) -> tuple:
-  """Least-squares similarity target ~ s R source + t (Umeyama 1991), det R = +1.
-
-  Args:
-    source, target: (N, 3) corresponding points (N >= 3, not collinear).
-    weights: (N,) non-negative weights (default 1).
-    scale: fit the scale s; else s = 1 (a rigid fit).
-  Returns:
-    s (float), R (3, 3), t (3,).
-  """
-  source = np.asarray(source, np.float64)
-  target = np.asarray(target, np.float64)
-  w = np.ones(len(source)) if weights is None else np.asarray(weights, np.float64)
-  w = w / w.sum()
-  mu_s, mu_t = w @ source, w @ target
-  xs, xt = source - mu_s, target - mu_t
-  covariance = (xt * w[:, None]).T @ xs
-  u, singular, vt = np.linalg.svd(covariance)
-  d = np.ones(3)
-  d[2] = np.sign(np.linalg.det(u @ vt)) or 1.0
-  rotation = u @ np.diag(d) @ vt
-  s = float((singular * d).sum() / (w @ (xs ** 2).sum(axis=1))) if scale else 1.0
-  return s, rotation, mu_t - s * rotation @ mu_s
-
-
-def rigid_fit(source: np.ndarray, target: np.ndarray,
-              weights: Optional[np.ndarray] = None) -> tuple:
-  """Least-squares rigid transform target ~ R source + t. Returns R (3, 3), t (3,)."""
-  _, rotation, translation = similarity_fit(source, target, weights, scale=False)
-  return rotation, translation
-
-
-def apply_similarity(points: np.ndarray, s: float, rotation: np.ndarray,
-                     translation: np.ndarray) -> np.ndarray:
-  """(..., 3) points -> s R p + t."""
-  return s * np.asarray(points, np.float64) @ np.asarray(rotation).T + translation
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,19 +265,6 @@ def closest_depths(bone, points: np.ndarray, max_distance_mm: float = 60.0) -> n
 # The warp.
 
 
-def farthest_points(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-  """(count,) indices of a farthest-point sample of (N, 3) points (greedy, seeded start)."""
-  points = np.asarray(points, np.float64)
-  count = min(int(count), len(points))
-  chosen = np.empty(count, np.int64)
-  chosen[0] = np.random.default_rng(seed).integers(len(points))
-  distance = np.linalg.norm(points - points[chosen[0]], axis=1)
-  for i in range(1, count):
-    chosen[i] = np.argmax(distance)
-    distance = np.minimum(distance, np.linalg.norm(points - points[chosen[i]], axis=1))
-  return chosen
-
-
 @dataclasses.dataclass(frozen=True)
 class RbfWarp:
   """Displacement field u(x) = sum_k exp(-|x - c_k|^2 / (2 sigma^2)) w_k (mm).
@@ -456,7 +401,7 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
   for part in parts:
     index = np.asarray(part.vertex_index, np.int64)
     count = settings.stiff_num_centers if part.stiff else settings.num_centers
-    centers.append(index[farthest_points(vertices[index], count, settings.seed)])
+    centers.append(index[rigid_np.farthest_points(vertices[index], count, settings.seed)])
     sigmas.append(settings.stiff_sigma_mm if part.stiff else settings.sigma_mm)
   vertex_faces = np.asarray(_mesh(vertices, faces).vertex_faces)
   checked = np.flatnonzero(check)

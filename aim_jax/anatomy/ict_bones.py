@@ -1,6 +1,6 @@
 """Template bones fitted under an ICT-FaceKit identity (DESIGN.md section 2, ICT).
 
-1. Similarity (`bone_fit.similarity_fit`) of the template's upper incisor tip, orbit centres and
+1. Similarity (`rigid_np.similarity_fit`) of the template's upper incisor tip, orbit centres and
    bony nasion onto the ICT head's upper incisor tip, eyeball centres and the skin nasion moved
    in by its published depth (7 mm).
 2. The mandible (whose template pose is slightly open) turned rigidly about its condyles so its
@@ -21,6 +21,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from scipy import spatial
 
+from aim_jax import rigid_np
 from aim_jax.anatomy import bone_fit
 from aim_jax.anatomy import skull_template
 from aim_jax.data import folder as folder_lib
@@ -195,17 +196,17 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   target = ict_correspondences(model, head, skin_vertex_ids, normals)
   marks = template.landmarks
   names = ('upper_incisor', 'orbit_left', 'orbit_right', 'nasion')
-  s, rotation, translation = bone_fit.similarity_fit(np.stack([marks[n] for n in names]),
+  s, rotation, translation = rigid_np.similarity_fit(np.stack([marks[n] for n in names]),
                                                      np.stack([target[n] for n in names]))
 
   def place(points):
-    return bone_fit.apply_similarity(points, s, rotation, translation)
+    return rigid_np.apply_similarity(points, s, rotation, translation)
 
   placed = {name: place(point) for name, point in marks.items()}
   similarity_residual = {n: float(np.linalg.norm(placed[n] - target[n])) for n in names}
   # The mandible: turned about its condyles so its incisor tip meets the ICT one.
   condyles = np.stack([placed['condyle_left'], placed['condyle_right']])
-  jaw_r, jaw_t = bone_fit.rigid_fit(np.concatenate([condyles, placed['lower_incisor'][None]]),
+  jaw_r, jaw_t = rigid_np.rigid_fit(np.concatenate([condyles, placed['lower_incisor'][None]]),
                                     np.concatenate([condyles, target['lower_incisor'][None]]),
                                     weights=np.array([1.0, 1.0, 2.0]))
   cranium = _transform_mesh(template.cranium, place)

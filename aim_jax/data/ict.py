@@ -28,6 +28,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from aim_jax import rigid_np
 from aim_jax.data import folder as folder_lib
 from aim_jax.data import synthetic
 from aim_jax.data.actor import ActorError
@@ -255,23 +256,6 @@ def region_triangles(triangles: np.ndarray, vertex_ids: np.ndarray) -> np.ndarra
 # Jaw ground truth.
 
 
-def kabsch(source: np.ndarray, target: np.ndarray) -> tuple:
-  """Least-squares rigid transform target ~ R source + t (Kabsch), det R = +1.
-
-  Args:
-    source, target: (N, 3) corresponding points.
-  Returns:
-    R (3, 3), t (3,).
-  """
-  source = np.asarray(source, np.float64)
-  target = np.asarray(target, np.float64)
-  mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-  u, _, vt = np.linalg.svd((target - mu_t).T @ (source - mu_s))
-  d = np.sign(np.linalg.det(u @ vt))
-  rotation = u @ np.diag([1.0, 1.0, d]) @ vt
-  return rotation, mu_t - rotation @ mu_s
-
-
 def jaw_transform(neutral_teeth: np.ndarray, moved_teeth: np.ndarray, pivot: np.ndarray
                   ) -> tuple:
   """The jaw transform (about `pivot`) that best moves the neutral's lower teeth to a shape's.
@@ -289,7 +273,7 @@ def jaw_transform(neutral_teeth: np.ndarray, moved_teeth: np.ndarray, pivot: np.
   pivot = np.asarray(pivot, np.float64)
   rotations, translations = [], []
   for src, dst in zip(source, moved):
-    rotation, offset = kabsch(src, dst)
+    rotation, offset = rigid_np.kabsch(src, dst)
     rotations.append(rotation)
     translations.append(offset + rotation @ pivot - pivot)
   return (np.stack(rotations).reshape(batch + (3, 3)),
