@@ -23,6 +23,8 @@ from scipy import spatial
 
 from aim_jax import rigid_np
 from aim_jax.anatomy import bone_fit
+from aim_jax.anatomy import depths as depths_lib
+from aim_jax.anatomy import rays
 from aim_jax.anatomy import skull_template
 from aim_jax.data import folder as folder_lib
 from aim_jax.data import ict
@@ -192,7 +194,8 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   """
   start = time.perf_counter()
   skin = np.asarray(head[skin_vertex_ids], np.float64)
-  normals = bone_fit.oriented_skin_normals(skin, skin_faces, head[ict.region_ids('teeth')].mean(0))
+  normals = depths_lib.oriented_skin_normals(skin, skin_faces,
+                                             head[ict.region_ids('teeth')].mean(0))
   target = ict_correspondences(model, head, skin_vertex_ids, normals)
   marks = template.landmarks
   names = ('upper_incisor', 'orbit_left', 'orbit_right', 'nasion')
@@ -217,15 +220,15 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   # lower incisor and the condyles, so it is not bent).
   marks_local = landmark_vertices(model, skin_vertex_ids)
   weights = landmark_weights or {}
-  targets = bone_fit.DepthTargets(
+  targets = depths_lib.DepthTargets(
       names=tuple(marks_local),
       points=skin[[i for i, _ in marks_local.values()]],
       normals=normals[[i for i, _ in marks_local.values()]],
       depths=np.array([d for _, d in marks_local.values()]),
       weights=np.array([weights.get(n.replace('_left', '').replace('_right', ''), 1.0)
                         for n in marks_local]))
-  cranium = Mesh(cranium.vertices, bone_fit.outward_faces(cranium.vertices, cranium.faces))
-  mandible = Mesh(mandible.vertices, bone_fit.outward_faces(mandible.vertices, mandible.faces))
+  cranium = Mesh(cranium.vertices, depths_lib.outward_faces(cranium.vertices, cranium.faces))
+  mandible = Mesh(mandible.vertices, depths_lib.outward_faces(mandible.vertices, mandible.faces))
   bones = skull_template.join([cranium, mandible])
   count = len(cranium.vertices)
   parts = [bone_fit.WarpPart('cranium', np.arange(count)),
@@ -239,10 +242,10 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
              for v, offset, p, _ in anchor_points]
   anchor_target = np.stack([t for *_, t in anchor_points])
   check = check_mask(model, head, skin_vertex_ids, normals)
-  bone_mesh = bone_fit._mesh(bones.vertices, bones.faces)  # pylint: disable=protected-access
-  before = bone_fit.depth_report(bone_mesh, skin, normals, np.ones(len(skin), bool), targets,
-                                 settings.margin_mm, settings.max_distance_mm,
-                                 settings.max_outside_mm, skin_faces)
+  bone_mesh = rays.as_trimesh(bones.vertices, bones.faces)
+  before = depths_lib.depth_report(bone_mesh, skin, normals, np.ones(len(skin), bool), targets,
+                                   settings.margin_mm, settings.max_distance_mm,
+                                   settings.max_outside_mm, skin_faces)
   warp_start = time.perf_counter()
   result = bone_fit.fit_warp(bones.vertices, bones.faces, skin, normals, check, targets,
                              anchors, anchor_target, settings, parts, skin_faces)
@@ -251,11 +254,11 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   mandible = Mesh(result.vertices[count:], mandible.faces)
   plane = symmetry_lib.mirror_plane(skin)
   pivot = folder_lib.estimate_pivot(mandible.vertices, plane)
-  after = bone_fit.depth_report(bone_fit._mesh(result.vertices, bones.faces), skin, normals,  # pylint: disable=protected-access
-                                np.ones(len(skin), bool), targets, settings.margin_mm,
-                                settings.max_distance_mm, settings.max_outside_mm, skin_faces)
-  after_checked = bone_fit.depth_report(
-      bone_fit._mesh(result.vertices, bones.faces), skin, normals, check, None,  # pylint: disable=protected-access
+  after = depths_lib.depth_report(rays.as_trimesh(result.vertices, bones.faces), skin, normals,
+                                  np.ones(len(skin), bool), targets, settings.margin_mm,
+                                  settings.max_distance_mm, settings.max_outside_mm, skin_faces)
+  after_checked = depths_lib.depth_report(
+      rays.as_trimesh(result.vertices, bones.faces), skin, normals, check, None,
       settings.margin_mm, settings.max_distance_mm, settings.max_outside_mm, skin_faces)
   report = {
       'after_warp': after,
