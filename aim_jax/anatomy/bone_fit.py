@@ -344,7 +344,8 @@ def push_to_margin(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_verti
   skin's inward normal to depth margin + slack; bone vertices within `push_plateau_mm` of a
   pushed one move by the same push, those up to `push_falloff_mm` by a smoothly fading part of it
   (so the two tables of a thin plate move together and no crease appears); a vertex reached by
-  several pushes takes the largest. Pushes only move bone inward, so rounds repeat until none is needed.
+  several pushes takes the largest. Pushes only move bone inward, so rounds repeat until none is
+  needed.
 
   Args:
     bone_vertices: (N, 3) mm; bone_faces: (F, 3).
