@@ -28,8 +28,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from aim_jax import mesh_io
 from aim_jax import rigid_np
-from aim_jax.data import folder as folder_lib
 from aim_jax.data import synthetic
 from aim_jax.data.actor import ActorError
 
@@ -124,12 +124,12 @@ def _load_folder(path: str, num_identity_modes: Optional[int]) -> IctModel:
   neutral_file = os.path.join(path, NEUTRAL_OBJ)
   if not os.path.isfile(neutral_file):
     raise ActorError(f'{neutral_file}: missing (the ICT-FaceKit generic neutral)')
-  neutral, triangles = folder_lib.read_mesh(neutral_file, CM_TO_MM)
+  neutral, triangles = mesh_io.read_mesh(neutral_file, CM_TO_MM)
 
   def read(file):
     if not os.path.isfile(file):
       raise ActorError(f'{file}: missing')
-    vertices, _ = folder_lib.read_mesh(file, CM_TO_MM)
+    vertices, _ = mesh_io.read_mesh(file, CM_TO_MM)
     if vertices.shape != neutral.shape:
       raise ActorError(f'{file}: {vertices.shape[0]} vertices, the neutral has '
                        f'{neutral.shape[0]}')

@@ -27,6 +27,7 @@ import numpy as np
 
 from aim_jax import eval as eval_lib
 from aim_jax import learning
+from aim_jax import mesh_io
 from aim_jax import viz
 from aim_jax.data import load_actor_source
 from aim_jax.data.actor import Actor
@@ -127,7 +128,7 @@ def _save_npz(path: str, arrays: Dict[str, np.ndarray]):
 def _write_meshes(folder: str, frames: np.ndarray, faces: np.ndarray, fmt: str):
   os.makedirs(folder, exist_ok=True)
   for j, frame in enumerate(frames):
-    viz.write_colored_mesh(os.path.join(folder, f'frame_{j:04d}.{fmt}'), frame, faces)
+    mesh_io.write_colored_mesh(os.path.join(folder, f'frame_{j:04d}.{fmt}'), frame, faces)
 
 
 def evaluate_methods(results: Dict[str, Dict], truth: Optional[Dict], targets, actor: Actor
