@@ -40,7 +40,7 @@ class IctActor:
     report: the bone fit's report (`ict_bones.BoneFit.report`) plus the identity used.
     jaw_rotation: (S, 3, 3) and jaw_translation: (S, 3) mm ground-truth jaw transform of each
       learning shape about the pivot (Kabsch fit of the lower teeth).
-    performance: a held-out `synthetic.Performance`, or None.
+    performance: a held-out `synthetic_performance.Performance`, or None.
   """
   actor: Actor
   report: Dict

@@ -293,7 +293,7 @@ def _reference_neutral(model) -> np.ndarray:
 
 def _synthetic_truths(config, source_model, target_model, fit_dir: Optional[str], log):
   """Source and target ground truth of the synthetic recipe (same controls on each actor)."""
-  from aim_jax.data import synthetic  # pylint: disable=import-outside-toplevel
+  from aim_jax.data import synthetic_performance  # pylint: disable=import-outside-toplevel
   s = config.fit.synthetic
   num_frames, seed = s.num_frames, s.seed
   report_path = os.path.join(fit_dir, 'report.json') if fit_dir else None
@@ -302,13 +302,13 @@ def _synthetic_truths(config, source_model, target_model, fit_dir: Optional[str]
       fit_config = json.load(f).get('config', {}).get('synthetic', {})
     num_frames = fit_config.get('num_frames', num_frames)
     seed = fit_config.get('seed', seed)
-  weights, names = synthetic.performance_controls(num_frames, seed)
+  weights, names = synthetic_performance.performance_controls(num_frames, seed)
   out = {}
   for side, model in (('source', source_model), ('target', target_model)):
     if model.actor.ground_truth is None or model.info.get('edit'):
       out[side] = None
       continue
-    p = synthetic.perform(model.actor, weights, names)
+    p = synthetic_performance.perform(model.actor, weights, names)
     out[side] = {'frames': p.frames, 'jaw_rotation': p.jaw_rotation,
                  'jaw_translation': p.jaw_translation}
   if log:

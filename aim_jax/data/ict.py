@@ -30,7 +30,8 @@ import numpy as np
 
 from aim_jax import mesh_io
 from aim_jax import rigid_np
-from aim_jax.data import synthetic
+from aim_jax.data import synthetic_head
+from aim_jax.data import synthetic_performance
 from aim_jax.data.actor import ActorError
 
 CM_TO_MM = 10.0
@@ -291,19 +292,20 @@ def performance_weights(model: IctModel, num_frames: int, seed: int, activity: f
                         max_weight: float = 1.0) -> np.ndarray:
   """(T, 53) smooth seeded expression weights in [0, max_weight] mixing every ICT expression.
 
-  Each expression follows a smooth random curve (`synthetic.smooth_curves`, periods 80-240
-  frames: at most ~0.2 weight and ~5 mm of eyelid travel per frame) shifted down so it is active (> 0) about `activity` of the time and eased with a
-  smoothstep; jawOpen is active twice as often. Correctives (mouthClose) never exceed their base
-  expression's weight (jawOpen), as the model expects.
+  Each expression follows a smooth random curve (`synthetic_performance.smooth_curves`, periods
+  80-240 frames: at most ~0.2 weight and ~5 mm of eyelid travel per frame) shifted down so it is
+  active (> 0) about `activity` of the time and eased with a smoothstep; jawOpen is active twice
+  as often. Correctives (mouthClose) never exceed their base expression's weight (jawOpen), as
+  the model expects.
   """
   names = model.expression_names[:NUM_EXPRESSIONS]
   rng = np.random.default_rng(seed)
-  curves = synthetic.smooth_curves(rng, num_frames, len(names), min_period=80.0,
-                                   max_period=240.0)
+  curves = synthetic_performance.smooth_curves(rng, num_frames, len(names), min_period=80.0,
+                                               max_period=240.0)
   active = np.full(len(names), float(activity))
   active[names.index('jawOpen')] = min(1.0, 2.0 * activity)
   level = np.clip((curves + 2.0 * active - 1.0) / (2.0 * active), 0.0, 1.0)
-  weights = max_weight * synthetic.smoothstep(level)
+  weights = max_weight * synthetic_head.smoothstep(level)
   for corrective, base in _CORRECTIVES:
     i, j = names.index(corrective), names.index(base)
     weights[:, i] = np.minimum(weights[:, i], weights[:, j])
@@ -312,7 +314,7 @@ def performance_weights(model: IctModel, num_frames: int, seed: int, activity: f
 
 def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
                      pivot: np.ndarray, num_frames: int = 120, seed: int = 1,
-                     activity: float = 0.3) -> synthetic.Performance:
+                     activity: float = 0.3) -> synthetic_performance.Performance:
   """A held-out ICT performance: smooth mixes of all 53 expressions, with jaw ground truth.
 
   The learning shapes are single expressions at weight 1; these frames mix several at once, at
@@ -327,8 +329,9 @@ def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
     seed: same seed, same performance.
     activity: about how often each expression is active.
   Returns:
-    `synthetic.Performance` with frames (T, V, 3) float32 mm, jaw ground truth from the lower
-    teeth (Kabsch, about `pivot`), weights (T, 53) and control_names the 53 expression names.
+    `synthetic_performance.Performance` with frames (T, V, 3) float32 mm, jaw ground truth from
+    the lower teeth (Kabsch, about `pivot`), weights (T, 53) and control_names the 53 expression
+    names.
   """
   if num_frames < 2:
     raise ValueError(f'num_frames must be >= 2, got {num_frames}')
@@ -338,7 +341,7 @@ def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
   frames = blend(model, head, full, vertex_ids)
   teeth = region_ids('teeth_lower')
   rotation, translation = jaw_transform(head[teeth], blend(model, head, full, teeth), pivot)
-  return synthetic.Performance(
+  return synthetic_performance.Performance(
       frames=frames.astype(np.float32), jaw_rotation=rotation.astype(np.float32),
       jaw_translation=translation.astype(np.float32), weights=weights.astype(np.float32),
       control_names=tuple(model.expression_names[:NUM_EXPRESSIONS]))

@@ -81,9 +81,9 @@ def load_fit_model(model_dir: str, actor: Optional[Actor] = None) -> FitModel:
 
 def synthetic_sequence_targets(config: ml_collections.ConfigDict, actor: Actor):
   """Targets made from the synthetic actor's held-out performance: (targets, ground truth)."""
-  from aim_jax.data import synthetic
+  from aim_jax.data import synthetic_performance
   s = config.synthetic
-  performance = synthetic.make_performance(actor, num_frames=s.num_frames, seed=s.seed)
+  performance = synthetic_performance.make_performance(actor, num_frames=s.num_frames, seed=s.seed)
   frames = performance.frames
   if s.kind == 'dense':
     targets = {'dense': targets_lib.dense_targets(frames, actor.region)}
