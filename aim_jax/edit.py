@@ -31,8 +31,9 @@ import jax
 import ml_collections
 import numpy as np
 
+from aim_jax import mesh_io
+from aim_jax import rigid_np
 from aim_jax import viz
-from aim_jax.data import symmetry as symmetry_lib
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
 from aim_jax.models import edit_field
@@ -165,8 +166,8 @@ def make_ops(config: ml_collections.ConfigDict, actor: Actor) -> tuple:
       partners = actor.symmetry[ids]
       mirrored = template[partners[partners >= 0]]
     else:
-      mirrored = symmetry_lib.reflect(anchors, plane)
-    mirrored_offset = symmetry_lib.reflect_direction(offset, plane)
+      mirrored = rigid_np.reflect(anchors, plane)
+    mirrored_offset = rigid_np.reflect_direction(offset, plane)
     own_image = _same_points(mirrored, anchors)
     if not own_image:
       if np.allclose(mirrored_offset, offset, atol=1e-6):
@@ -357,10 +358,10 @@ def run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
     os.makedirs(folder, exist_ok=True)
     moved = np.linalg.norm(after['shapes'] - before['shapes'], axis=-1)
     for i, name in enumerate(names):
-      viz.write_colored_mesh(os.path.join(folder, f'{i:02d}_{name}.ply'), after['shapes'][i],
-                             actor.faces, viz.scalar_colors(moved[i], cmap='magma', vmin=0.0))
-    viz.write_colored_mesh(os.path.join(folder, 'neutral_before.ply'), before['shapes'][0],
-                           actor.faces)
+      mesh_io.write_colored_mesh(os.path.join(folder, f'{i:02d}_{name}.ply'), after['shapes'][i],
+                                 actor.faces, viz.scalar_colors(moved[i], cmap='magma', vmin=0.0))
+    mesh_io.write_colored_mesh(os.path.join(folder, 'neutral_before.ply'), before['shapes'][0],
+                               actor.faces)
   if config.output.render:
     render_before_after(os.path.join(workdir, 'renders', 'before_after.png'), before, after,
                         actor.faces, names, [s for s in config.output.render_shapes.split(',')

@@ -6,6 +6,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from aim_jax import rigid_np
 from aim_jax.data.actor import GroundTruth
 
 
@@ -88,7 +89,7 @@ def jaw_errors(rotation: np.ndarray, translation: np.ndarray, gt_rotation: np.nd
   if probe is None:
     probe = pivot + np.array([[0.0, 0.0, 0.0], [0.0, -50.0, 60.0], [40.0, -30.0, 30.0],
                               [-40.0, -30.0, 30.0]])
-  move = lambda r, t: np.einsum('tij,pj->tpi', r, probe - pivot) + pivot + t[:, None]
+  move = lambda r, t: rigid_np.rigid_about_pivot(probe, r, t, pivot)
   displacement = np.linalg.norm(move(rotation, translation) - move(gt_rotation, gt_translation),
                                 axis=-1).mean(axis=-1)
   return {'rotation_deg': stats(rotation_angle_deg(rotation, gt_rotation)),

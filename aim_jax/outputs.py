@@ -16,6 +16,7 @@ from typing import Dict
 
 import numpy as np
 
+from aim_jax import mesh_io
 from aim_jax import metrics_log
 from aim_jax import viz
 from aim_jax.anatomy.constraints import SparseConstraints
@@ -35,8 +36,8 @@ def write_learning_outputs(workdir: str, config, actor: Actor, constraints: Spar
   mesh_dir = os.path.join(workdir, 'meshes')
   render_dir = os.path.join(workdir, 'renders')
   for i, name in enumerate(actor.shape_names):
-    viz.write_colored_mesh(os.path.join(mesh_dir, 'reconstructed', f'{name}.{fmt}'),
-                           fields['shapes'][i], faces)
+    mesh_io.write_colored_mesh(os.path.join(mesh_dir, 'reconstructed', f'{name}.{fmt}'),
+                               fields['shapes'][i], faces)
   error = np.linalg.norm(fields['shapes'] - actor.shapes, axis=-1).mean(axis=0)
   thickness_range = (0.0, float(np.percentile(fields['thickness'], 99)))
   coloured = {
@@ -48,12 +49,12 @@ def write_learning_outputs(workdir: str, config, actor: Actor, constraints: Spar
   }
   neutral = fields['shapes'][0]
   for name, colors in coloured.items():
-    viz.write_colored_mesh(os.path.join(mesh_dir, f'neutral_{name}.{fmt}'), neutral, faces,
-                           colors)
-  viz.write_colored_mesh(os.path.join(mesh_dir, f'anatomy.{fmt}'), fields['bone'], faces,
-                         coloured['thickness'])
+    mesh_io.write_colored_mesh(os.path.join(mesh_dir, f'neutral_{name}.{fmt}'), neutral, faces,
+                               colors)
+  mesh_io.write_colored_mesh(os.path.join(mesh_dir, f'anatomy.{fmt}'), fields['bone'], faces,
+                             coloured['thickness'])
   constrained = constraints.vertex_mask()
-  viz.write_colored_mesh(
+  mesh_io.write_colored_mesh(
       os.path.join(mesh_dir, f'constraints.{fmt}'), actor.neutral, faces,
       viz.scalar_colors(np.where(constrained, 1.0, 0.0), 'Greys', -0.5, 1.5))
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from aim_jax.anatomy import bone_fit
 from aim_jax.anatomy import constraints as constraints_lib
+from aim_jax.anatomy import depths as depths_lib
 from aim_jax.anatomy import ict_bones
 from aim_jax.anatomy import skull_template
 from aim_jax.data import folder as folder_lib
@@ -39,7 +40,7 @@ class IctActor:
     report: the bone fit's report (`ict_bones.BoneFit.report`) plus the identity used.
     jaw_rotation: (S, 3, 3) and jaw_translation: (S, 3) mm ground-truth jaw transform of each
       learning shape about the pivot (Kabsch fit of the lower teeth).
-    performance: a held-out `synthetic.Performance`, or None.
+    performance: a held-out `synthetic_performance.Performance`, or None.
   """
   actor: Actor
   report: Dict
@@ -188,9 +189,9 @@ def render_bones_in_skin(path: str, actor: Actor, depth: np.ndarray) -> str:
 def actor_depths(actor: Actor, max_distance_mm: float = 60.0) -> tuple:
   """(closest-point depth (V,) mm under every skin vertex, outward skin normals (V, 3))."""
   bones = constraints_lib.bones_mesh(actor.skull, actor.mandible)
-  normals = bone_fit.oriented_skin_normals(actor.neutral, actor.faces,
-                                           np.asarray(bones.vertices).mean(axis=0))
-  return bone_fit.closest_depths(bones, actor.neutral, max_distance_mm), normals
+  normals = depths_lib.oriented_skin_normals(actor.neutral, actor.faces,
+                                             np.asarray(bones.vertices).mean(axis=0))
+  return depths_lib.closest_depths(bones, actor.neutral, max_distance_mm), normals
 
 
 def _to_json(value):
@@ -237,8 +238,8 @@ def prepare_actor(source: str, out: str, config: ml_collections.ConfigDict,
   check = np.ones(actor.num_vertices, bool)
   margin = float(config.bone_fit.margin_mm)
   bones = constraints_lib.bones_mesh(actor.skull, actor.mandible)
-  report['skin'] = bone_fit.depth_report(bones, actor.neutral, normals, check, None, margin,
-                                         skin_faces=actor.faces)
+  report['skin'] = depths_lib.depth_report(bones, actor.neutral, normals, check, None, margin,
+                                           skin_faces=actor.faces)
   if extra is not None:
     with open(os.path.join(out, 'jaw_ground_truth.json'), 'w', encoding='utf-8') as f:
       json.dump({'pivot_mm': actor.pivot.tolist(), 'convention':

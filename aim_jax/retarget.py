@@ -33,6 +33,7 @@ import ml_collections
 import numpy as np
 
 from aim_jax import eval as eval_lib
+from aim_jax import mesh_io
 from aim_jax import viz
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import model as model_lib
@@ -292,7 +293,7 @@ def _reference_neutral(model) -> np.ndarray:
 
 def _synthetic_truths(config, source_model, target_model, fit_dir: Optional[str], log):
   """Source and target ground truth of the synthetic recipe (same controls on each actor)."""
-  from aim_jax.data import synthetic  # pylint: disable=import-outside-toplevel
+  from aim_jax.data import synthetic_performance  # pylint: disable=import-outside-toplevel
   s = config.fit.synthetic
   num_frames, seed = s.num_frames, s.seed
   report_path = os.path.join(fit_dir, 'report.json') if fit_dir else None
@@ -301,13 +302,13 @@ def _synthetic_truths(config, source_model, target_model, fit_dir: Optional[str]
       fit_config = json.load(f).get('config', {}).get('synthetic', {})
     num_frames = fit_config.get('num_frames', num_frames)
     seed = fit_config.get('seed', seed)
-  weights, names = synthetic.performance_controls(num_frames, seed)
+  weights, names = synthetic_performance.performance_controls(num_frames, seed)
   out = {}
   for side, model in (('source', source_model), ('target', target_model)):
     if model.actor.ground_truth is None or model.info.get('edit'):
       out[side] = None
       continue
-    p = synthetic.perform(model.actor, weights, names)
+    p = synthetic_performance.perform(model.actor, weights, names)
     out[side] = {'frames': p.frames, 'jaw_rotation': p.jaw_rotation,
                  'jaw_translation': p.jaw_translation}
   if log:
@@ -317,10 +318,10 @@ def _synthetic_truths(config, source_model, target_model, fit_dir: Optional[str]
 
 def _dense_frames(path: str, num_vertices: int, units: str) -> Optional[np.ndarray]:
   """Dense frames of a source file input (folder of meshes or npz with `frames`), else None."""
-  from aim_jax.data import folder as folder_lib  # pylint: disable=import-outside-toplevel
+  from aim_jax.data import actor_json  # pylint: disable=import-outside-toplevel
   from aim_jax.fitting import io as fit_io  # pylint: disable=import-outside-toplevel
   if os.path.isdir(path):
-    return fit_io.read_mesh_frames(path, num_vertices, folder_lib.UNITS_TO_MM[units])
+    return fit_io.read_mesh_frames(path, num_vertices, actor_json.UNITS_TO_MM[units])
   if not os.path.exists(path):
     raise RetargetError(f'{path}: no such file or folder (--source_frames)')
   if not path.lower().endswith('.npz'):
@@ -329,7 +330,7 @@ def _dense_frames(path: str, num_vertices: int, units: str) -> Optional[np.ndarr
   with np.load(path) as data:
     if 'frames' not in data:
       return None
-    scale = folder_lib.UNITS_TO_MM.get(str(data['units']) if 'units' in data else 'mm', 1.0)
+    scale = actor_json.UNITS_TO_MM.get(str(data['units']) if 'units' in data else 'mm', 1.0)
     return np.asarray(data['frames'], np.float32) * scale
 
 
@@ -440,8 +441,8 @@ def run_retarget(config: ml_collections.ConfigDict, source_dir: str, target_dir:
     folder = os.path.join(workdir, 'meshes')
     os.makedirs(folder, exist_ok=True)
     for j, frame in enumerate(aim_result['frames']):
-      viz.write_colored_mesh(os.path.join(folder, f'frame_{j:04d}.{config.output.mesh_format}'),
-                             frame, target.actor.faces)
+      mesh_io.write_colored_mesh(os.path.join(folder, f'frame_{j:04d}.{config.output.mesh_format}'),
+                                 frame, target.actor.faces)
 
   region = target.actor.region
   report = {

@@ -26,6 +26,7 @@ import numpy as np
 
 from aim_jax import eval as eval_lib
 from aim_jax.data import synthetic
+from aim_jax.data import synthetic_performance
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import pipeline
@@ -121,7 +122,8 @@ def main(argv):
   config = fit_config.get_config()
   model = pipeline.load_fit_model(_MODEL_DIR.value)
   actor = model.actor
-  performance = synthetic.make_performance(actor, num_frames=100, seed=config.synthetic.seed)
+  performance = synthetic_performance.make_performance(actor, num_frames=100,
+                                                       seed=config.synthetic.seed)
   truth = performance.frames
   targets = {'dense': targets_lib.dense_targets(truth)}
   results = {'machine': {'platform': platform.platform(), 'processor': platform.processor(),
@@ -176,13 +178,14 @@ def main(argv):
   spec_model = aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes)
   oracle = basis_lib.basis_from_ground_truth(actor, spec_model)
   for frames in (25, 50, 100, 200):
-    many = synthetic.make_performance(actor, num_frames=frames, seed=config.synthetic.seed)
+    many = synthetic_performance.make_performance(actor, num_frames=frames,
+                                                  seed=config.synthetic.seed)
     t = {'dense': targets_lib.dense_targets(many.frames)}
     scaling['frames'][frames] = step_ms({'s': stepper(config, spec, oracle, t, frames)},
                                         _ROUNDS.value)['s']
   for resolution in (48, 64, 96, 128):
     other = synthetic.make_synthetic_actor(resolution=resolution)
-    many = synthetic.make_performance(other, num_frames=100, seed=config.synthetic.seed)
+    many = synthetic_performance.make_performance(other, num_frames=100, seed=config.synthetic.seed)
     b = basis_lib.basis_from_ground_truth(
         other, aim.make_spec(other.neutral, other.pivot, other.num_shapes))
     t = {'dense': targets_lib.dense_targets(many.frames)}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from aim_jax import rigid_np
 from aim_jax.data import symmetry
 from aim_jax.data.actor import ActorError, GroundTruth, Mesh, make_actor
 from tiny import TINY_PIVOT, make_tiny_actor, tiny_neutral
@@ -213,7 +214,7 @@ def test_symmetric_grid_pairs_every_vertex(num):
   on_plane = np.abs(neutral[:, 0]) < 1e-6
   assert on_plane.sum() == (num if num % 2 else 0)
   np.testing.assert_array_equal(partner[on_plane], np.flatnonzero(on_plane))
-  np.testing.assert_allclose(symmetry.reflect(neutral, actor.mirror_plane)[partner], neutral,
+  np.testing.assert_allclose(rigid_np.reflect(neutral, actor.mirror_plane)[partner], neutral,
                              atol=1e-5)
 
 
@@ -262,6 +263,6 @@ def test_symmetry_map_tolerance_and_reflect():
   np.testing.assert_allclose(symmetry.mirror_plane(shifted), [1, 0, 0, 0.5], atol=1e-6)
   points = np.array([[1.0, 2.0, 3.0]])
   tilted = np.array([0.0, 1.0, 0.0, 1.0])
-  np.testing.assert_allclose(symmetry.reflect(points, tilted), [[1.0, 0.0, 3.0]])
-  np.testing.assert_allclose(symmetry.reflect_direction(np.array([[0.0, 1.0, 0.0]]), tilted),
+  np.testing.assert_allclose(rigid_np.reflect(points, tilted), [[1.0, 0.0, 3.0]])
+  np.testing.assert_allclose(rigid_np.reflect_direction(np.array([[0.0, 1.0, 0.0]]), tilted),
                              [[0.0, -1.0, 0.0]])

@@ -1,10 +1,11 @@
-"""Tests of aim_jax/anatomy/bone_fit.py on analytic cases (no shared data needed)."""
+"""Tests of aim_jax/anatomy/bone_fit.py and depths.py on analytic cases (no shared data needed)."""
 
 import numpy as np
 import pytest
 import trimesh
 
 from aim_jax.anatomy import bone_fit
+from aim_jax.anatomy import depths
 
 
 def _sphere(radius, subdivisions=3, scale=(1.0, 1.0, 1.0)):
@@ -12,33 +13,12 @@ def _sphere(radius, subdivisions=3, scale=(1.0, 1.0, 1.0)):
   return np.asarray(mesh.vertices) * np.asarray(scale), np.asarray(mesh.faces)
 
 
-def _random_rotation(seed):
-  q = np.random.default_rng(seed).standard_normal(4)
-  q /= np.linalg.norm(q)
-  w, x, y, z = q
-  return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                   [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                   [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
-def test_similarity_fit_recovers_a_known_transform():
-  source = np.random.default_rng(0).standard_normal((6, 3)) * 30.0
-  rotation = _random_rotation(1)
-  target = 1.2 * source @ rotation.T + np.array([5.0, -3.0, 40.0])
-  s, r, t = bone_fit.similarity_fit(source, target)
-  assert s == pytest.approx(1.2, abs=1e-9)
-  np.testing.assert_allclose(r, rotation, atol=1e-9)
-  np.testing.assert_allclose(bone_fit.apply_similarity(source, s, r, t), target, atol=1e-8)
-  r2, _ = bone_fit.rigid_fit(source, source @ rotation.T)
-  np.testing.assert_allclose(r2, rotation, atol=1e-9)
-
-
 def test_skin_depths_signs():
   bone_v, bone_f = _sphere(70.0)
   bone = trimesh.Trimesh(bone_v, bone_f, process=False)
   normals = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
   points = np.array([[0.0, 0.0, 80.0], [0.0, 0.0, 65.0], [0.0, 200.0, 80.0]])
-  depth = bone_fit.skin_depths(bone, points, normals)
+  depth = depths.skin_depths(bone, points, normals)
   assert depth[0] == pytest.approx(10.0, abs=0.3)  # Bone 10 mm under the skin.
   assert depth[1] == pytest.approx(-5.0, abs=0.3)  # The skin point is 5 mm inside the bone.
   assert np.isnan(depth[2])  # No bone under it.
@@ -51,18 +31,18 @@ def test_warp_reaches_target_depths_and_removes_penetration():
   bone_v, bone_f = _sphere(1.0, 3, (86.0, 70.0, 70.0))
   skin_n = skin_v / np.linalg.norm(skin_v, axis=1, keepdims=True)
   bone = trimesh.Trimesh(bone_v, bone_f, process=False)
-  before = bone_fit.depth_report(bone, skin_v, skin_n, np.ones(len(skin_v), bool), None, 2.0)
+  before = depths.depth_report(bone, skin_v, skin_n, np.ones(len(skin_v), bool), None, 2.0)
   assert before['outside_fraction'] > 0.02
 
   directions = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
-  targets = bone_fit.DepthTargets(
+  targets = depths.DepthTargets(
       names=('top', 'front', 'bottom', 'back'), points=80.0 * directions, normals=directions,
       depths=np.array([5.0, 8.0, 14.0, 10.0]), weights=np.ones(4))
   settings = bone_fit.WarpSettings(margin_mm=2.0, sigma_mm=30.0, num_centers=150, iterations=8)
   result = bone_fit.fit_warp(bone_v, bone_f, skin_v, skin_n, np.ones(len(skin_v), bool),
                              targets, settings=settings, skin_faces=skin_f)
   warped = trimesh.Trimesh(result.vertices, bone_f, process=False)
-  report = bone_fit.depth_report(warped, skin_v, skin_n, np.ones(len(skin_v), bool), targets,
+  report = depths.depth_report(warped, skin_v, skin_n, np.ones(len(skin_v), bool), targets,
                                  2.0, skin_faces=skin_f)
   # Zero penetration and the whole margin, after the guaranteed-margin push.
   assert report['outside_fraction'] == 0.0
@@ -111,7 +91,7 @@ def test_push_to_margin_removes_all_penetration_and_keeps_the_rest():
   far = np.hypot(skin_v[:, 0], skin_v[:, 1]) > 30.0
   np.testing.assert_allclose(vertices[far], bone_v[far])
   np.testing.assert_allclose(vertices[:, :2], bone_v[:, :2])  # Pushed along the normal only.
-  report = bone_fit.depth_report(trimesh.Trimesh(vertices, skin_f, process=False), skin_v,
+  report = depths.depth_report(trimesh.Trimesh(vertices, skin_f, process=False), skin_v,
                                  skin_n, np.ones(len(skin_v), bool), None, 2.0,
                                  skin_faces=skin_f)
   assert report['outside_fraction'] == 0.0 and report['bone_vertices_outside'] == 0
@@ -124,7 +104,7 @@ def test_closest_depths_find_bone_through_a_hole():
   keep = ~(bone_v[bone_f].mean(axis=1)[:, 2] > 66.0)
   bone = trimesh.Trimesh(bone_v, bone_f[keep], process=False)
   point, normal = np.array([[0.0, 0.0, 80.0]]), np.array([[0.0, 0.0, 1.0]])
-  assert bone_fit.skin_depths(bone, point, normal, max_distance_mm=30.0)[0] != pytest.approx(
+  assert depths.skin_depths(bone, point, normal, max_distance_mm=30.0)[0] != pytest.approx(
       10.0, abs=1.0)
-  depth = bone_fit.closest_depths(bone, point)[0]
+  depth = depths.closest_depths(bone, point)[0]
   assert 10.0 < depth < 30.0  # The rim, about 22 mm away.

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from aim_jax import mesh_io
 from aim_jax import pipeline as learn_pipeline
-from aim_jax.data import folder as folder_lib
 from aim_jax.data import synthetic
 from aim_jax.fitting import io as fit_io
 from aim_jax.fitting import pipeline
@@ -28,7 +28,7 @@ def actor():
 def _write_frames(folder, frames, faces, fmt='obj'):
   os.makedirs(folder, exist_ok=True)
   for j, frame in enumerate(frames):
-    folder_lib.write_mesh(os.path.join(folder, f'frame_{j}.{fmt}'), frame, faces)
+    mesh_io.write_mesh(os.path.join(folder, f'frame_{j}.{fmt}'), frame, faces)
 
 
 def test_folder_of_frames_natural_order_and_units(tmp_path, actor):

@@ -13,6 +13,7 @@ import pytest
 from aim_jax import eval as eval_lib
 from aim_jax import geometry
 from aim_jax.data import synthetic
+from aim_jax.data import synthetic_performance
 from aim_jax.fitting import baselines
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import camera as camera_lib
@@ -183,7 +184,7 @@ def test_learning_shapes_and_their_jaws_are_recovered(actor, oracle):
 
 
 def test_performance_fit_beats_gbs_and_recovers_the_jaw(actor, oracle):
-  performance = synthetic.make_performance(actor, num_frames=8, seed=3)
+  performance = synthetic_performance.make_performance(actor, num_frames=8, seed=3)
   config = fit_test.get_config()
   config.model.hidden = 32
   config.model.code_dim = 16
@@ -265,6 +266,7 @@ def test_sharded_fit_equals_single_device():
       import numpy as np
       sys.path.insert(0, %r)
       from aim_jax.data import synthetic
+from aim_jax.data import synthetic_performance
       from aim_jax.fitting import basis as basis_lib, fit as fit_lib, targets as targets_lib
       from aim_jax.models import aim
       from configs import fit_test

@@ -7,9 +7,11 @@ import os
 import numpy as np
 import pytest
 
+from aim_jax import mesh_io
 from aim_jax.data import ActorError, GroundTruth, load_actor_source
 from aim_jax.data import folder
-from aim_jax.data.folder import estimate_pivot, load_actor, read_mesh, save_actor
+from aim_jax.data.folder import estimate_pivot, load_actor, save_actor
+from aim_jax.mesh_io import read_mesh
 from tiny import TINY_PIVOT, box_mesh, make_tiny_actor, tiny_neutral
 
 
@@ -152,7 +154,7 @@ def test_pivot_from_json_in_declared_units(saved):
               'expressions/smile.obj'):
     file = os.path.join(saved, rel)
     vertices, faces = read_mesh(file)
-    folder.write_mesh(file, vertices / 1000.0, faces)
+    mesh_io.write_mesh(file, vertices / 1000.0, faces)
   loaded = load_actor(saved)
   np.testing.assert_allclose(loaded.pivot, [100.0, -200.0, -300.0], rtol=1e-6)
   np.testing.assert_allclose(loaded.neutral, tiny_neutral(12), atol=1e-4)
@@ -286,7 +288,7 @@ def _drop_last_vertex(rel):
   def change(path):
     file = os.path.join(path, rel)
     vertices, faces = read_mesh(file)
-    folder.write_mesh(file, vertices[:-1], faces[(faces < len(vertices) - 1).all(axis=1)])
+    mesh_io.write_mesh(file, vertices[:-1], faces[(faces < len(vertices) - 1).all(axis=1)])
   return change
 
 
@@ -294,7 +296,7 @@ def _fewer_faces(rel):
   def change(path):
     file = os.path.join(path, rel)
     vertices, faces = read_mesh(file)
-    folder.write_mesh(file, vertices, faces[:-2])
+    mesh_io.write_mesh(file, vertices, faces[:-2])
   return change
 
 
@@ -303,7 +305,7 @@ def _nan_vertex(rel, index):
     file = os.path.join(path, rel)
     vertices, faces = read_mesh(file)
     vertices[index, 1] = np.nan
-    folder.write_mesh(file, vertices, faces)
+    mesh_io.write_mesh(file, vertices, faces)
   return change
 
 
@@ -329,7 +331,7 @@ def _both(*changes):
 def _neutral_in_cm(path):
   file = os.path.join(path, 'neutral.obj')
   vertices, faces = read_mesh(file)
-  folder.write_mesh(file, vertices / 10.0, faces)
+  mesh_io.write_mesh(file, vertices / 10.0, faces)
 
 
 def _bad_ground_truth(path):
@@ -492,7 +494,7 @@ def test_save_over_existing_replaces_actor_files_only(tiny_actor, saved):
 def test_failed_write_leaves_existing_folder_intact(tiny_actor, saved, monkeypatch):
   before = _files(saved)
   calls = []
-  original = folder._write_obj
+  original = mesh_io._write_obj
 
   def flaky(file, vertices, faces):
     calls.append(file)
@@ -500,7 +502,7 @@ def test_failed_write_leaves_existing_folder_intact(tiny_actor, saved, monkeypat
       raise OSError(28, 'No space left on device')
     original(file, vertices, faces)
 
-  monkeypatch.setattr(folder, '_write_obj', flaky)
+  monkeypatch.setattr(mesh_io, '_write_obj', flaky)
   other = make_tiny_actor(num=8, name='other')
   _expect(r'tiny: saving failed, the folder was left as it was \(OSError: .*No space left',
           lambda: save_actor(other, saved))

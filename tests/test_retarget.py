@@ -11,6 +11,7 @@ import pytest
 
 from aim_jax import retarget
 from aim_jax.data import synthetic
+from aim_jax.data import synthetic_performance
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.models import aim
 from configs import retarget_test
@@ -70,9 +71,9 @@ def test_jaw_mapping_reproduces_the_motion_in_the_target_pivot_frame():
 def test_delta_transfer_is_exact_between_rigidly_offset_actors(pair):
   source, _ = pair
   offset = np.array([3.0, -2.0, 5.0], np.float32)
-  performance = synthetic.make_performance(source, num_frames=4, seed=1)
-  moved = synthetic.perform(_shifted(source, offset), performance.weights,
-                            performance.control_names)
+  performance = synthetic_performance.make_performance(source, num_frames=4, seed=1)
+  moved = synthetic_performance.perform(_shifted(source, offset), performance.weights,
+                                        performance.control_names)
   delta = retarget.delta_transfer(performance.frames, source.neutral, source.neutral + offset)
   np.testing.assert_allclose(delta, moved.frames, atol=1e-3)
   # AIM retargeting with perfect models is exact there too.
@@ -141,7 +142,7 @@ def test_retarget_end_to_end_on_a_tiny_synthetic_pair(tmp_path, model_dirs):
     assert data['jaw_rotation'].shape == (num_frames, 3, 3)
   # The ground truth is the same recipe played on the target actor.
   target = synthetic.make_synthetic_actor(24, 3)
-  truth = synthetic.make_performance(target, num_frames, config.fit.synthetic.seed)
+  truth = synthetic_performance.make_performance(target, num_frames, config.fit.synthetic.seed)
   with np.load(os.path.join(workdir, 'target_performance.npz')) as data:
     error = np.linalg.norm(data['delta_transfer_frames'] - truth.frames, axis=-1)
   assert error.mean() == pytest.approx(report['error_mm']['delta_transfer']['mean'], rel=1e-4)
@@ -149,7 +150,8 @@ def test_retarget_end_to_end_on_a_tiny_synthetic_pair(tmp_path, model_dirs):
   # Reusing the fit, with the source frames and the target's ground truth as files, gives the
   # same target performance and errors.
   source = synthetic.make_synthetic_actor(24, 0)
-  source_performance = synthetic.make_performance(source, num_frames, config.fit.synthetic.seed)
+  source_performance = synthetic_performance.make_performance(source, num_frames,
+                                                               config.fit.synthetic.seed)
   np.savez(tmp_path / 'source.npz', frames=source_performance.frames / 10.0, units='cm')
   np.savez(tmp_path / 'truth.npz', frames=truth.frames, jaw_rotation=truth.jaw_rotation,
            jaw_translation=truth.jaw_translation)

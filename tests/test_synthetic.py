@@ -1,4 +1,4 @@
-"""The synthetic actor and its held-out performance (aim_jax/data/synthetic.py)."""
+"""The synthetic actor and its held-out performance (aim_jax/data/synthetic*.py)."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,12 @@ import trimesh
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from aim_jax import rigid_np
 from aim_jax.data import symmetry
 from aim_jax.data import synthetic
+from aim_jax.data import synthetic_expressions
+from aim_jax.data import synthetic_head
+from aim_jax.data import synthetic_performance
 from aim_jax.data.actor import Actor
 
 NUM_EXPRESSIONS = 19
@@ -20,12 +24,12 @@ def actor():
 
 @pytest.fixture(scope='module')
 def performance(actor):
-  return synthetic.make_performance(actor)
+  return synthetic_performance.make_performance(actor)
 
 
 @pytest.fixture(scope='module')
 def frame(actor):
-  return synthetic.face_frame(actor.ground_truth)
+  return synthetic_expressions.face_frame(actor.ground_truth)
 
 
 def _shape(actor, name):
@@ -42,12 +46,12 @@ def _region(frame, x_range, y_range):
 def _first_skin_hit(actor, points):
   """Distance from HEAD_CENTER to the first skin crossing toward each point (inf: none)."""
   skin = trimesh.Trimesh(actor.neutral.astype(np.float64), actor.faces, process=False)
-  directions = points - synthetic.HEAD_CENTER
+  directions = points - synthetic_head.HEAD_CENTER
   directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-  origins = np.repeat(synthetic.HEAD_CENTER[None], len(points), 0)
+  origins = np.repeat(synthetic_head.HEAD_CENTER[None], len(points), 0)
   location, ray, _ = skin.ray.intersects_location(origins, directions, multiple_hits=True)
   first = np.full(len(points), np.inf)
-  np.minimum.at(first, ray, np.linalg.norm(location - synthetic.HEAD_CENTER, axis=1))
+  np.minimum.at(first, ray, np.linalg.norm(location - synthetic_head.HEAD_CENTER, axis=1))
   return first
 
 
@@ -92,7 +96,7 @@ def test_resolution_scaling():
   assert 35000 <= large.num_vertices <= 45000
   # The geometry does not depend on the resolution: same extent, same thickness range.
   np.testing.assert_allclose(np.ptp(small.neutral, 0), np.ptp(large.neutral, 0), atol=1.5)
-  assert large.ground_truth.thickness.max() <= synthetic.THICKNESS_RANGE_MM[1]
+  assert large.ground_truth.thickness.max() <= synthetic_head.THICKNESS_RANGE_MM[1]
 
 
 def test_same_seed_is_identical_and_seeds_differ(actor, performance):
@@ -103,8 +107,9 @@ def test_same_seed_is_identical_and_seeds_differ(actor, performance):
   other = synthetic.make_synthetic_actor(seed=1)
   assert other.num_vertices == actor.num_vertices
   assert np.abs(other.neutral - actor.neutral).max() > 1.0
-  np.testing.assert_array_equal(synthetic.make_performance(actor).frames, performance.frames)
-  other_performance = synthetic.make_performance(actor, seed=2)
+  np.testing.assert_array_equal(synthetic_performance.make_performance(actor).frames,
+                                performance.frames)
+  other_performance = synthetic_performance.make_performance(actor, seed=2)
   assert np.abs(other_performance.frames - performance.frames).max() > 1.0
 
 
@@ -129,7 +134,7 @@ def test_bone_points_lie_on_the_bone_meshes(actor):
 
 def test_bone_normals_point_outward_and_agree_with_the_skin(actor):
   gt = actor.ground_truth
-  radial = gt.bone_point - synthetic.HEAD_CENTER
+  radial = gt.bone_point - synthetic_head.HEAD_CENTER
   assert np.all(np.sum(radial * gt.bone_normal, axis=1) > 0)
   skin = trimesh.Trimesh(actor.neutral, actor.faces, process=False)
   skin_normal = np.asarray(skin.vertex_normals)
@@ -156,7 +161,7 @@ def test_skinning_weights(actor, frame):
   assert k.min() >= 0.0 and k.max() <= 1.0
   np.testing.assert_array_equal(k[_region(frame, (0, 30), (30, 70))], 0.0)  # Upper face.
   np.testing.assert_array_equal(k[_region(frame, (0, 15), (-90, -60))], 1.0)  # Chin.
-  mouth_y = 100.0 * synthetic.MOUTH
+  mouth_y = 100.0 * synthetic_head.MOUTH
   mouth = _region(frame, (0, 20), (mouth_y - 1e-3, mouth_y + 1e-3))
   np.testing.assert_array_equal(k[mouth & (gt.bone_id == 0)], 0.0)  # Upper lip.
   # The lower-lip copies lie a third of a grid row below the lip line.
@@ -192,7 +197,7 @@ def test_bones_lie_inside_the_skin(actor):
     first = _first_skin_hit(actor, points)
     under = np.isfinite(first)
     assert under.sum() > 1000
-    distance = np.linalg.norm(points - synthetic.HEAD_CENTER, axis=1)
+    distance = np.linalg.norm(points - synthetic_head.HEAD_CENTER, axis=1)
     assert np.all(distance[under] < first[under] - 2.0)
 
 
@@ -263,25 +268,25 @@ def test_symmetric_expressions_are_symmetric(actor):
 def test_skin_points():
   points = np.random.default_rng(0).normal(size=(5, 3)) * 10.0
   pivot = np.array([1.0, 2.0, 3.0])
-  rotation = synthetic.jaw_rotation(20.0, 5.0)
+  rotation = synthetic_expressions.jaw_rotation(20.0, 5.0)
   translation = np.array([0.5, -1.0, 2.0])
   k = np.array([0.0, 1.0, 0.5, 0.0, 1.0])
-  out = synthetic.skin_points(points, k, rotation, translation, pivot)
+  out = rigid_np.skin_points(points, k, rotation, translation, pivot)
   rigid = (points - pivot) @ rotation.T + pivot + translation
   np.testing.assert_allclose(out[k == 0], points[k == 0])
   np.testing.assert_allclose(out[k == 1], rigid[k == 1])
   np.testing.assert_allclose(out[2], 0.5 * (points[2] + rigid[2]))
-  batched = synthetic.skin_points(points, k, np.stack([rotation, np.eye(3)]),
-                                  np.stack([translation, np.zeros(3)]), pivot)
+  batched = rigid_np.skin_points(points, k, np.stack([rotation, np.eye(3)]),
+                                 np.stack([translation, np.zeros(3)]), pivot)
   np.testing.assert_allclose(batched[0], out)
   np.testing.assert_allclose(batched[1], points)
 
 
 def test_jaw_rotation_opens_down_and_back():
   chin = np.array([0.0, -70.0, 85.0])
-  moved = synthetic.jaw_rotation(15.0) @ chin
+  moved = synthetic_expressions.jaw_rotation(15.0) @ chin
   assert moved[1] < chin[1] and moved[2] < chin[2]
-  assert (synthetic.jaw_rotation(0.0, 6.0) @ chin)[0] > 0.0  # Jaw left: toward +x.
+  assert (synthetic_expressions.jaw_rotation(0.0, 6.0) @ chin)[0] > 0.0  # Jaw left: toward +x.
 
 
 @pytest.mark.parametrize('name', ['jaw_open_small', 'jaw_open_medium', 'jaw_open_wide',
@@ -332,7 +337,7 @@ def test_mouth_slit_opens_with_the_jaw(actor, frame):
   neutral = actor.neutral.astype(np.float64)
   # Lower-lip copies of the slit vertices: just below an upper-lip vertex (closed lips, not
   # coincident points), paired with the nearest cranium-side vertex.
-  mouth_y = 100.0 * synthetic.MOUTH
+  mouth_y = 100.0 * synthetic_head.MOUTH
   lower = np.flatnonzero(_region(frame, (0, 10), (mouth_y - 1.5, mouth_y)) & (gt.bone_id == 1))
   distance = np.linalg.norm(neutral[lower, None] - neutral[None], axis=-1)
   distance[:, gt.bone_id == 1] = np.inf
@@ -370,7 +375,7 @@ def test_performance_shapes(actor, performance):
                              np.broadcast_to(np.eye(3), rotation.shape), atol=1e-6)
   np.testing.assert_allclose(np.linalg.det(rotation), 1.0, atol=1e-6)
   assert np.all(np.isfinite(performance.frames))
-  assert synthetic.make_performance(actor, num_frames=150).frames.shape[0] == 150
+  assert synthetic_performance.make_performance(actor, num_frames=150).frames.shape[0] == 150
 
 
 def test_performance_has_the_required_variety(performance):
@@ -392,9 +397,9 @@ def test_performance_is_smooth(actor, performance):
   assert step < 0.15 * span
   # The frames are the jaw skinning of the neutral with the returned transforms plus local
   # expression deltas of realistic size.
-  jaw_only = synthetic.skin_points(actor.neutral, actor.ground_truth.skinning,
-                                   performance.jaw_rotation, performance.jaw_translation,
-                                   actor.pivot)
+  jaw_only = rigid_np.skin_points(actor.neutral, actor.ground_truth.skinning,
+                                  performance.jaw_rotation, performance.jaw_translation,
+                                  actor.pivot)
   expression = np.linalg.norm(frames - jaw_only, axis=-1)
   assert 3.0 < expression.max() < 20.0
 
@@ -411,7 +416,7 @@ def test_performance_is_outside_the_learning_span(actor, performance):
 
 def test_performance_rejects_actors_without_ground_truth(tiny_actor):
   with pytest.raises(ValueError, match='ground truth'):
-    synthetic.make_performance(tiny_actor)
+    synthetic_performance.make_performance(tiny_actor)
 
 
 def test_sparse_constraints_agree_with_the_ground_truth(actor):
@@ -442,33 +447,33 @@ def test_seed_zero_is_unchanged_by_the_diversity_of_other_seeds(actor, performan
                  gt.bone_point, gt.thickness, gt.skinning, gt.bone_normal) == '115ea361bb4d1b3e'
   assert _digest(performance.frames, performance.jaw_rotation, performance.jaw_translation,
                  performance.weights) == '37e482096138760d'
-  identity = synthetic.make_identity(0)
+  identity = synthetic_head.make_identity(0)
   assert identity.thickness_gain == 1.0 and identity.pivot_offset == (0.0, 0.0, 0.0)
 
 
 def test_other_seeds_differ_in_skull_pivot_and_thickness(actor):
   other = synthetic.make_synthetic_actor(seed=3)
-  identity = synthetic.make_identity(3)
-  assert abs(identity.half_width / synthetic.make_identity(0).half_width - 1.0) > 0.05
+  identity = synthetic_head.make_identity(3)
+  assert abs(identity.half_width / synthetic_head.make_identity(0).half_width - 1.0) > 0.05
   assert np.linalg.norm(np.asarray(identity.pivot_offset)) > 2.0
   assert np.linalg.norm(other.pivot - actor.pivot) > 2.0
   assert np.linalg.norm(other.neutral - actor.neutral, axis=1).mean() > 3.0
   assert abs(other.ground_truth.thickness.mean() - actor.ground_truth.thickness.mean()) > 1.0
   # Still a valid face: symmetric pivot, tissue within range, same topology.
   assert abs(other.pivot[0]) < 1e-6
-  assert other.ground_truth.thickness.min() >= synthetic.THICKNESS_RANGE_MM[0]
+  assert other.ground_truth.thickness.min() >= synthetic_head.THICKNESS_RANGE_MM[0]
   np.testing.assert_array_equal(other.faces, actor.faces)
-  gains = [synthetic.make_identity(s).thickness_gain for s in range(1, 40)]
+  gains = [synthetic_head.make_identity(s).thickness_gain for s in range(1, 40)]
   assert 0.7 < min(gains) and max(gains) < 1.4 and np.std(gains) > 0.05
 
 
 def test_the_same_recipe_plays_on_another_actor(actor, performance):
-  weights, names = synthetic.performance_controls(100, 1)
-  np.testing.assert_array_equal(synthetic.perform(actor, weights, names).frames,
+  weights, names = synthetic_performance.performance_controls(100, 1)
+  np.testing.assert_array_equal(synthetic_performance.perform(actor, weights, names).frames,
                                 performance.frames)
   other = synthetic.make_synthetic_actor(seed=3)
-  replay = synthetic.perform(other, performance.weights, performance.control_names)
-  direct = synthetic.make_performance(other, seed=1)
+  replay = synthetic_performance.perform(other, performance.weights, performance.control_names)
+  direct = synthetic_performance.make_performance(other, seed=1)
   np.testing.assert_allclose(replay.frames, direct.frames, atol=2e-3)
   np.testing.assert_array_equal(direct.weights, performance.weights)
   np.testing.assert_allclose(direct.jaw_rotation, performance.jaw_rotation, atol=1e-6)
@@ -476,4 +481,4 @@ def test_the_same_recipe_plays_on_another_actor(actor, performance):
   moved = (direct.frames - other.neutral) - (performance.frames - actor.neutral)
   assert np.linalg.norm(moved, axis=-1).max() > 2.0
   with pytest.raises(ValueError, match='controls'):
-    synthetic.perform(other, weights, names[::-1])
+    synthetic_performance.perform(other, weights, names[::-1])

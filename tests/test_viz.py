@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from aim_jax import mesh_io
 from aim_jax import viz
 from aim_jax.viz import colors as colors_lib
 from aim_jax.viz import render
@@ -100,16 +101,16 @@ def _mesh_with_duplicates():
 def test_ply_round_trip_is_exact(tmp_path):
   vertices, faces, colors = _mesh_with_duplicates()
   path = tmp_path / 'a' / 'b' / 'mesh.ply'  # Parent folders do not exist yet.
-  viz.write_colored_mesh(str(path), vertices, faces, colors)
-  v, f, c = viz.read_mesh(str(path))
+  mesh_io.write_colored_mesh(str(path), vertices, faces, colors)
+  v, f, c = mesh_io.read_colored_mesh(str(path))
   assert v.shape == vertices.shape
   np.testing.assert_array_equal(v, vertices.astype(np.float32))  # PLY stores float32.
   np.testing.assert_array_equal(f, faces)
   np.testing.assert_array_equal(c, colors)
   assert (v[-6:-1] == v[:5]).all()  # Coincident duplicates are not merged.
 
-  viz.write_colored_mesh(str(tmp_path / 'plain.ply'), vertices, faces)
-  v, f, c = viz.read_mesh(str(tmp_path / 'plain.ply'))
+  mesh_io.write_colored_mesh(str(tmp_path / 'plain.ply'), vertices, faces)
+  v, f, c = mesh_io.read_colored_mesh(str(tmp_path / 'plain.ply'))
   assert c is None and len(v) == len(vertices)
   np.testing.assert_array_equal(f, faces)
 
@@ -117,8 +118,8 @@ def test_ply_round_trip_is_exact(tmp_path):
 def test_obj_round_trip_keeps_topology_and_rgb(tmp_path):
   vertices, faces, colors = _mesh_with_duplicates()
   path = tmp_path / 'mesh.obj'
-  viz.write_colored_mesh(str(path), vertices, faces, colors)
-  v, f, c = viz.read_mesh(str(path))
+  mesh_io.write_colored_mesh(str(path), vertices, faces, colors)
+  v, f, c = mesh_io.read_colored_mesh(str(path))
   assert v.shape == vertices.shape
   np.testing.assert_allclose(v, vertices, atol=1e-7)
   np.testing.assert_array_equal(f, faces)
@@ -128,7 +129,7 @@ def test_obj_round_trip_keeps_topology_and_rgb(tmp_path):
 def test_unknown_extension_raises(tmp_path):
   v, f = _sphere(0)
   with pytest.raises(ValueError):
-    viz.write_colored_mesh(str(tmp_path / 'mesh.stl'), v, f)
+    mesh_io.write_colored_mesh(str(tmp_path / 'mesh.stl'), v, f)
 
 
 # ---- rendering -------------------------------------------------------------------------------

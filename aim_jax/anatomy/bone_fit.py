@@ -3,29 +3,24 @@
 DESIGN.md section 2 (ICT has no bones): a template cranium and mandible are placed under an
 actor's neutral skin in three steps.
 
-1. A similarity transform from corresponding points (`similarity_fit`, Umeyama's least squares;
-   e.g. incisor tips, eyeball / orbit centres, the nasion), and for the mandible a rigid fit
-   (`rigid_fit`) from its own correspondences (lower incisor tip, condyles).
+1. A similarity transform from corresponding points (`rigid_np.similarity_fit`, Umeyama's least
+   squares; e.g. incisor tips, eyeball / orbit centres, the nasion), and for the mandible a rigid
+   fit (`rigid_np.rigid_fit`) from its own correspondences (lower incisor tip, condyles).
 2. A smooth non-rigid warp (`fit_warp`): per bone (`WarpPart`) a sum of Gaussian radial basis
    functions centred on that bone (the mandible gets wider, stiffer ones so it does not bend),
    solved by regularised linear least squares over a few rounds that each re-measure the depths
    and are accepted only when they lower the fit's score (monotone). It brings the soft-tissue
-   depth at named skin landmarks toward published values (`DepthTargets`), keeps anchor points
-   (the teeth, the condyles) in place, and pushes the bone `margin_mm` (+ slack) inside the skin.
+   depth at named skin landmarks toward published values (`depths.DepthTargets`), keeps anchor
+   points (the teeth, the condyles) in place, and pushes the bone `margin_mm` (+ slack) inside
+   the skin.
 3. A guaranteed margin (`push_to_margin`): wherever a checked skin point still has bone closer
    than `margin_mm` (or lies inside a bone), the bone there is pushed away from it, along the
    line from the skin point to its closest bone point (along the inward skin normal when the
    point is inside the bone), by what is missing, with a smooth fall-off over the neighbouring
    bone vertices; repeated until no checked skin point is within the margin.
 
-Tissue depth at a skin point p (`closest_depths`, used by the fit and the report): the distance
-to the closest point q on the bone surface, negative when p lies inside the bone (behind q's
-interpolated outward vertex normal), i.e. the bone pokes out through the skin. This is what a
-needle perpendicular to the bone measures; unlike a ray along the skin normal it does not miss
-the bone through the template's holes or thin plates (supraorbital rim, nasal bones, lateral
-orbit), which lose landmarks or reach a deeper structure. `skin_depths` (ray along the inward
-skin normal to the first bone surface) is kept for renders and as a second check. Millimetres
-throughout. numpy / scipy / trimesh only.
+Depths (closest-point depths, bone heights over the skin) are measured by
+`aim_jax.anatomy.depths`. Millimetres throughout. numpy / scipy only.
 """
 
 from __future__ import annotations
@@ -35,27 +30,10 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 from scipy import spatial
-import trimesh
 
-from aim_jax.anatomy import constraints as constraints_lib
-
-
-@dataclasses.dataclass(frozen=True)
-class DepthTargets:
-  """Target soft-tissue depths at L skin landmarks.
-
-  Attributes:
-    names: L landmark names.
-    points: (L, 3) mm skin points.
-    normals: (L, 3) unit outward skin normals there.
-    depths: (L,) mm target depths (the published values).
-    weights: (L,) relative weight of each target in the warp.
-  """
-  names: tuple
-  points: np.ndarray
-  normals: np.ndarray
-  depths: np.ndarray
-  weights: np.ndarray
+from aim_jax import rigid_np
+from aim_jax.anatomy import depths as depths_lib
+from aim_jax.anatomy import rays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,203 +99,7 @@ class WarpPart:
 
 
 # ---------------------------------------------------------------------------------------------
-# Rigid and similarity fits.
-
-
-def similarity_fit(source: np.ndarray, target: np.ndarray,
-                   weights: Optional[np.ndarray] = None, scale: bool = True) -> tuple:
-  """Least-squares similarity target ~ s R source + t (Umeyama 1991), det R = +1.
-
-  Args:
-    source, target: (N, 3) corresponding points (N >= 3, not collinear).
-    weights: (N,) non-negative weights (default 1).
-    scale: fit the scale s; else s = 1 (a rigid fit).
-  Returns:
-    s (float), R (3, 3), t (3,).
-  """
-  source = np.asarray(source, np.float64)
-  target = np.asarray(target, np.float64)
-  w = np.ones(len(source)) if weights is None else np.asarray(weights, np.float64)
-  w = w / w.sum()
-  mu_s, mu_t = w @ source, w @ target
-  xs, xt = source - mu_s, target - mu_t
-  covariance = (xt * w[:, None]).T @ xs
-  u, singular, vt = np.linalg.svd(covariance)
-  d = np.ones(3)
-  d[2] = np.sign(np.linalg.det(u @ vt)) or 1.0
-  rotation = u @ np.diag(d) @ vt
-  s = float((singular * d).sum() / (w @ (xs ** 2).sum(axis=1))) if scale else 1.0
-  return s, rotation, mu_t - s * rotation @ mu_s
-
-
-def rigid_fit(source: np.ndarray, target: np.ndarray,
-              weights: Optional[np.ndarray] = None) -> tuple:
-  """Least-squares rigid transform target ~ R source + t. Returns R (3, 3), t (3,)."""
-  _, rotation, translation = similarity_fit(source, target, weights, scale=False)
-  return rotation, translation
-
-
-def apply_similarity(points: np.ndarray, s: float, rotation: np.ndarray,
-                     translation: np.ndarray) -> np.ndarray:
-  """(..., 3) points -> s R p + t."""
-  return s * np.asarray(points, np.float64) @ np.asarray(rotation).T + translation
-
-
-# ---------------------------------------------------------------------------------------------
-# Depths.
-
-
-def _mesh(vertices, faces) -> trimesh.Trimesh:
-  return trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces, np.int64),
-                         process=False)
-
-
-def _first_hit(mesh: trimesh.Trimesh, origins: np.ndarray, directions: np.ndarray):
-  """(hit (R,) bool, distance (R,), facing (R,)) of each ray's first hit.
-
-  facing = dot(triangle normal, ray direction): < 0 when the ray enters the bone there.
-  """
-  hit, triangle, location = constraints_lib._first_hits(  # pylint: disable=protected-access
-      mesh, origins, directions, chunk=65536)
-  distance = np.full(len(origins), np.inf)
-  facing = np.zeros(len(origins))
-  distance[hit] = np.einsum('ij,ij->i', location[hit] - origins[hit], directions[hit])
-  facing[hit] = np.einsum('ij,ij->i', mesh.face_normals[triangle[hit]], directions[hit])
-  return hit, distance, facing
-
-
-def skin_depths(bone: trimesh.Trimesh, points: np.ndarray, normals: np.ndarray,
-                max_distance_mm: float = 60.0, max_outside_mm: float = 30.0,
-                offset_mm: float = 1e-4) -> np.ndarray:
-  """(L,) signed soft-tissue depth (mm) under skin points (module docstring's definition).
-
-  Args:
-    bone: outward-wound bone mesh(es), one trimesh.
-    points: (L, 3) mm skin points; normals: (L, 3) unit outward skin normals.
-    max_distance_mm, max_outside_mm: search ranges inward and outward.
-    offset_mm: ray origins are moved this far back along each ray, to catch bone at the skin.
-  Returns:
-    depth (L,) mm: > 0 bone under the skin, < 0 the point is inside the bone, NaN no bone.
-  """
-  points = np.asarray(points, np.float64)
-  normals = np.asarray(normals, np.float64)
-  depth = np.full(len(points), np.nan)
-  hit, distance, facing = _first_hit(bone, points + offset_mm * normals, -normals)
-  distance -= offset_mm
-  inward = hit & (distance <= max_distance_mm)
-  depth[inward] = distance[inward]
-  # Inside a bone: going outward, the first surface is one where the ray leaves the bone.
-  hit, distance, facing = _first_hit(bone, points - offset_mm * normals, normals)
-  distance -= offset_mm
-  outside = hit & (facing > 0) & (distance <= max_outside_mm)
-  depth[outside] = -distance[outside]
-  return depth
-
-
-def oriented_skin_normals(vertices: np.ndarray, faces: np.ndarray,
-                          inside_point: np.ndarray) -> np.ndarray:
-  """(V, 3) unit vertex normals of the skin, oriented away from `inside_point` on the whole."""
-  return constraints_lib.skin_vertex_normals(np.asarray(vertices, np.float64), faces,
-                                             np.asarray(inside_point, np.float64))
-
-
-# ---------------------------------------------------------------------------------------------
-# Closest points and signed depths.
-
-
-class BoneSurface:
-  """Closest-point queries on a triangle mesh (mm).
-
-  The candidates for each query point are the triangles around its `k` nearest vertices
-  (a KD-tree), which finds the closest triangle of any reasonably even mesh (edges of a few mm)
-  much faster than trimesh's general query. Vertex normals are area-weighted; the mesh must be
-  wound outward (`outward_faces`).
-  """
-
-  def __init__(self, vertices: np.ndarray, faces: np.ndarray,
-               vertex_faces: Optional[np.ndarray] = None, k: int = 6):
-    """Args: vertices (N, 3) mm; faces (F, 3); vertex_faces: (N, m) -1-padded incident faces
-    (trimesh's `vertex_faces`; computed when None); k: nearest vertices per query."""
-    self.vertices = np.asarray(vertices, np.float64)
-    self.faces = np.asarray(faces, np.int64)
-    mesh = _mesh(self.vertices, self.faces)
-    self.vertex_faces = (np.asarray(mesh.vertex_faces) if vertex_faces is None
-                         else np.asarray(vertex_faces))
-    self.vertex_normals = np.asarray(mesh.vertex_normals, np.float64)
-    self.used = np.unique(self.faces)  # Vertices of no triangle are never closest.
-    self.tree = spatial.cKDTree(self.vertices[self.used])
-    self.k = int(min(k, len(self.used)))
-
-  def closest(self, points: np.ndarray, chunk: int = 4096) -> tuple:
-    """Closest surface points of (P, 3) mm points.
-
-    Returns:
-      closest (P, 3) mm, distance (P,) mm, face (P,), signed (P,) mm: the distance, negative
-      where the point lies behind the surface (inside the bone).
-    """
-    points = np.asarray(points, np.float64)
-    count = len(points)
-    closest = np.zeros((count, 3))
-    face = np.zeros(count, np.int64)
-    for start in range(0, count, chunk):
-      p = points[start:start + chunk]
-      if not len(p):
-        continue
-      _, nearest = self.tree.query(p, self.k)
-      nearest = self.used[np.asarray(nearest).reshape(len(p), -1)]
-      candidates = self.vertex_faces[nearest].reshape(len(p), -1)
-      rows, cols = np.nonzero(candidates >= 0)
-      tri_ids = candidates[rows, cols]
-      points_on = trimesh.triangles.closest_point(self.vertices[self.faces[tri_ids]], p[rows])
-      d2 = np.sum((points_on - p[rows]) ** 2, axis=1)
-      order = np.lexsort((d2, rows))
-      first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
-      closest[start + rows[first]] = points_on[first]
-      face[start + rows[first]] = tri_ids[first]
-    offset = points - closest
-    distance = np.linalg.norm(offset, axis=1)
-    corners = self.faces[face]
-    barycentric = trimesh.triangles.points_to_barycentric(self.vertices[corners], closest)
-    normal = np.einsum('pc,pcj->pj', np.clip(barycentric, 0.0, 1.0), self.vertex_normals[corners])
-    sign = np.where(np.einsum('ij,ij->i', offset, normal) < 0.0, -1.0, 1.0)
-    return closest, distance, face, sign * distance
-
-
-def outward_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-  """(F, 3) faces, reversed when their winding gives a negative volume (inward normals)."""
-  faces = np.asarray(faces, np.int64)
-  return faces[:, ::-1].copy() if _mesh(vertices, faces).volume < 0 else faces
-
-
-def closest_depths(bone, points: np.ndarray, max_distance_mm: float = 60.0) -> np.ndarray:
-  """(L,) signed tissue depth (mm) at skin points by the closest bone point (module docstring).
-
-  Args:
-    bone: a BoneSurface, or an outward-wound trimesh.
-    points: (L, 3) mm skin points.
-    max_distance_mm: farther bone counts as none (NaN).
-  """
-  if not isinstance(bone, BoneSurface):
-    bone = BoneSurface(bone.vertices, bone.faces)
-  _, distance, _, signed = bone.closest(points)
-  return np.where(distance <= max_distance_mm, signed, np.nan)
-
-
-# ---------------------------------------------------------------------------------------------
 # The warp.
-
-
-def farthest_points(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-  """(count,) indices of a farthest-point sample of (N, 3) points (greedy, seeded start)."""
-  points = np.asarray(points, np.float64)
-  count = min(int(count), len(points))
-  chosen = np.empty(count, np.int64)
-  chosen[0] = np.random.default_rng(seed).integers(len(points))
-  distance = np.linalg.norm(points - points[chosen[0]], axis=1)
-  for i in range(1, count):
-    chosen[i] = np.argmax(distance)
-    distance = np.minimum(distance, np.linalg.norm(points - points[chosen[i]], axis=1))
-  return chosen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -390,16 +172,11 @@ class WarpResult:
   push: Optional[Dict] = None
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-  norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
-  return vectors / np.maximum(norm, 1e-12)
-
-
 def _away_directions(points, closest, signed, normals) -> np.ndarray:
   """(P, 3) unit directions from the bone toward the skin point: closest -> point where the
   point is outside the bone and farther than 0.1 mm, else the outward skin normal."""
   use_line = (signed > 0.1)[:, None]
-  return np.where(use_line, _unit(points - closest), normals)
+  return np.where(use_line, depths_lib.unit_vectors(points - closest), normals)
 
 
 def _part_of_vertex(count: int, parts: Sequence[WarpPart]) -> np.ndarray:
@@ -412,21 +189,23 @@ def _part_of_vertex(count: int, parts: Sequence[WarpPart]) -> np.ndarray:
 
 
 def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: np.ndarray,
-             skin_normals: np.ndarray, check: np.ndarray, targets: Optional[DepthTargets],
+             skin_normals: np.ndarray, check: np.ndarray,
+             targets: Optional[depths_lib.DepthTargets],
              anchor_index: Sequence[int] = (), anchor_target: Optional[np.ndarray] = None,
              settings: WarpSettings = WarpSettings(),
              parts: Optional[Sequence[WarpPart]] = None,
              skin_faces: Optional[np.ndarray] = None) -> WarpResult:
   """Warps bones smoothly toward target depths, then guarantees the skin margin.
 
-  Each round measures closest-point depths (`BoneSurface.closest`) at the landmarks and at
+  Each round measures closest-point depths (`depths.BoneSurface.closest`) at the landmarks and at
   every checked skin vertex, and adds rows asking the displacement at each landmark's closest
   bone point, along the line to the skin point, to correct its depth; at the closest bone point
   of each checked vertex whose depth is below the margin (now or in an earlier accepted round),
-  along the line to the skin point, to make it margin + slack (0 if already deeper); and at each anchor to reach its target. Each
-  row goes to the part owning its bone point; each part solves its own Gaussian RBF warp
-  (`solve_warp`). The round is accepted if it lowers the score (`WarpSettings`), else a half, a
-  quarter and an eighth of it are tried, else the warp stops. Then `push_to_margin`.
+  along the line to the skin point, to make it margin + slack (0 if already deeper); and at each
+  anchor to reach its target. Each row goes to the part owning its bone point; each part solves
+  its own Gaussian RBF warp (`solve_warp`). The round is accepted if it lowers the score
+  (`WarpSettings`), else a half, a quarter and an eighth of it are tried, else the warp stops.
+  Then `push_to_margin`.
 
   Args:
     bone_vertices: (N, 3) mm; bone_faces: (F, 3) outward-wound triangles (all bones together).
@@ -456,16 +235,16 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
   for part in parts:
     index = np.asarray(part.vertex_index, np.int64)
     count = settings.stiff_num_centers if part.stiff else settings.num_centers
-    centers.append(index[farthest_points(vertices[index], count, settings.seed)])
+    centers.append(index[rigid_np.farthest_points(vertices[index], count, settings.seed)])
     sigmas.append(settings.stiff_sigma_mm if part.stiff else settings.sigma_mm)
-  vertex_faces = np.asarray(_mesh(vertices, faces).vertex_faces)
+  vertex_faces = np.asarray(rays.as_trimesh(vertices, faces).vertex_faces)
   checked = np.flatnonzero(check)
   goal = settings.margin_mm + settings.slack_mm
   cap = settings.max_depth_correction_mm
   has_targets = targets is not None and len(targets.names) > 0
 
   def evaluate(v: np.ndarray) -> dict:
-    surface = BoneSurface(v, faces, vertex_faces)
+    surface = depths_lib.BoneSurface(v, faces, vertex_faces)
     state = {'vertices': v}
     record = {}
     if has_targets:
@@ -554,56 +333,19 @@ def fit_warp(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: n
   return WarpResult(vertices=vertices, history=history, best_round=accepted, push=push)
 
 
-def bone_heights(bone_vertices: np.ndarray, skin: BoneSurface, skin_normals: np.ndarray,
-                 driver: np.ndarray, max_tangential_mm: float = 1.0,
-                 window_mm: float = 10.0) -> tuple:
-  """Heights of bone vertices over the skin, measured from the skin (whose normals are sound).
-
-  For a bone vertex b near the skin, c is its closest skin point and n the skin normal there
-  (interpolated); its height is h = (b - c) . n: > 0 the vertex is outside the skin (pokes
-  out), -h its depth under the skin.
-
-  Args:
-    bone_vertices: (N, 3) mm.
-    skin: BoneSurface of the skin (the sheet, any orientation); skin_normals: (V, 3) unit outward.
-    driver: (V,) bool, skin vertices that count (a skin triangle counts if all its corners do).
-    max_tangential_mm: bone vertices farther than this beside the skin (off its edge, e.g. the
-      vault above the forehead's border or the teeth behind the mouth opening) get no height.
-    window_mm: only bone vertices whose nearest skin vertex lies within this plus their height
-      above its tangent plane are measured (a cheap pre-filter).
-  Returns:
-    index (M,) bone vertex ids that have a height, height (M,) mm, normal (M, 3) skin normals
-    there, skin_vertex (M,) the nearest skin vertex to each closest skin point.
-  """
-  bone_vertices = np.asarray(bone_vertices, np.float64)
-  distance, nearest = spatial.cKDTree(skin.vertices).query(bone_vertices)
-  rough = np.einsum('ij,ij->i', bone_vertices - skin.vertices[nearest], skin_normals[nearest])
-  index = np.flatnonzero((distance < window_mm) | (rough > -window_mm) & (distance < 4 * window_mm))
-  closest, _, face, _ = skin.closest(bone_vertices[index])
-  corners = skin.faces[face]
-  barycentric = np.clip(trimesh.triangles.points_to_barycentric(skin.vertices[corners], closest),
-                        0.0, 1.0)
-  normal = _unit(np.einsum('pc,pcj->pj', barycentric, skin_normals[corners]))
-  offset = bone_vertices[index] - closest
-  height = np.einsum('ij,ij->i', offset, normal)
-  tangential = np.linalg.norm(offset - height[:, None] * normal, axis=1)
-  keep = (tangential <= max_tangential_mm) & driver[corners].all(axis=1)
-  skin_vertex = corners[np.arange(len(corners)), np.argmax(barycentric, axis=1)]
-  return index[keep], height[keep], normal[keep], skin_vertex[keep]
-
-
 def push_to_margin(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_vertices: np.ndarray,
                    skin_faces: np.ndarray, skin_normals: np.ndarray, check: np.ndarray,
                    settings: WarpSettings = WarpSettings()) -> tuple:
   """Moves bone out of the skin's margin: no bone vertex above depth margin_mm under the skin.
 
-  The test is made from the skin (`bone_heights`): its normals are reliable where the template
-  bone's are not (thin plates, holes, folds). Each round takes the bone vertices whose depth
-  under the skin is below `margin_mm` (or that are outside it) and moves them along the skin's
-  inward normal to depth margin + slack; bone vertices within `push_plateau_mm` of a pushed one
-  move by the same push, those up to `push_falloff_mm` by a smoothly fading part of it (so the
-  two tables of a thin plate move together and no crease appears); a vertex reached by several
-  pushes takes the largest. Pushes only move bone inward, so rounds repeat until none is needed.
+  The test is made from the skin (`depths.bone_heights`): its normals are reliable where the
+  template bone's are not (thin plates, holes, folds). Each round takes the bone vertices whose
+  depth under the skin is below `margin_mm` (or that are outside it) and moves them along the
+  skin's inward normal to depth margin + slack; bone vertices within `push_plateau_mm` of a
+  pushed one move by the same push, those up to `push_falloff_mm` by a smoothly fading part of it
+  (so the two tables of a thin plate move together and no crease appears); a vertex reached by
+  several pushes takes the largest. Pushes only move bone inward, so rounds repeat until none is
+  needed.
 
   Args:
     bone_vertices: (N, 3) mm; bone_faces: (F, 3).
@@ -615,7 +357,7 @@ def push_to_margin(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_verti
     vertices within the margin), moved_vertices, max_push_mm).
   """
   vertices = np.array(bone_vertices, np.float64)
-  skin = BoneSurface(skin_vertices, skin_faces)
+  skin = depths_lib.BoneSurface(skin_vertices, skin_faces)
   normals = np.asarray(skin_normals, np.float64)
   driver = np.asarray(check, bool)
   total = np.zeros_like(vertices)
@@ -624,7 +366,8 @@ def push_to_margin(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_verti
                                                    settings.push_plateau_mm + 1e-6)
   window = settings.margin_mm + settings.slack_mm + 3.0
   for round_ in range(settings.push_rounds + 1):
-    index, height, normal, _ = bone_heights(vertices, skin, normals, driver, window_mm=window)
+    index, height, normal, _ = depths_lib.bone_heights(vertices, skin, normals, driver,
+                                                       window_mm=window)
     bad = height > -settings.margin_mm
     if summary['violations_first'] is None:
       summary['violations_first'] = int(bad.sum())
@@ -654,80 +397,3 @@ def push_to_margin(bone_vertices: np.ndarray, bone_faces: np.ndarray, skin_verti
   return vertices, summary
 
 
-# ---------------------------------------------------------------------------------------------
-# Report.
-
-
-def depth_report(bone: trimesh.Trimesh, skin_vertices: np.ndarray, skin_normals: np.ndarray,
-                 check: np.ndarray, targets: Optional[DepthTargets], margin_mm: float,
-                 max_distance_mm: float = 60.0, max_outside_mm: float = 15.0,
-                 skin_faces: Optional[np.ndarray] = None) -> Dict:
-  """How well bones sit under a skin.
-
-  Landmark depths are closest-point depths (`closest_depths`), with the ray depths along the
-  inward skin normal (`skin_depths`) next to them. A counted skin vertex has bone poking out
-  where the ray test finds it inside a bone, or (given `skin_faces`) where it is the nearest
-  skin vertex of a bone vertex above the skin (`bone_heights`, measured from the skin).
-
-  Args:
-    bone: outward-wound bone mesh(es) as one trimesh.
-    skin_vertices: (V, 3) mm; skin_normals: (V, 3) outward; check: (V,) bool, the vertices
-      counted; targets: landmark targets or None; margin_mm: the required depth.
-    skin_faces: (T, 3) skin triangles (enables the test from the skin side).
-  Returns:
-    dict with
-      landmarks: {name: {'depth_mm': closest-point depth (None if no bone), 'ray_depth_mm': along
-        the inward normal (None if no hit), 'published_mm': target}};
-      landmark_mean_abs_error_mm: over landmarks with bone within max_distance_mm;
-      outside_fraction / outside_vertices: counted skin vertices where bone pokes out;
-      within_margin_fraction: counted vertices with bone closer than margin_mm (closest-point
-        distance, or a bone vertex less than margin_mm under them), outside included;
-      bone_vertices_outside / bone_vertices_within_margin: bone vertices above the counted skin
-        (height > 0) / less than margin_mm under it (with skin_faces);
-      no_bone_fraction: fraction with no bone within max_distance_mm;
-      min_depth_mm: the smallest closest-point depth over the counted vertices.
-  """
-  surface = BoneSurface(bone.vertices, bone.faces)
-  report = {}
-  if targets is not None:
-    depth = closest_depths(surface, targets.points, max_distance_mm)
-    ray = skin_depths(bone, targets.points, targets.normals, max_distance_mm, max_outside_mm)
-    report['landmarks'] = {
-        name: {'depth_mm': None if not np.isfinite(d) else round(float(d), 2),
-               'ray_depth_mm': None if not np.isfinite(r) else round(float(r), 2),
-               'published_mm': float(t)}
-        for name, d, r, t in zip(targets.names, depth, ray, targets.depths)}
-    ok = np.isfinite(depth)
-    report['landmark_mean_abs_error_mm'] = (
-        float(np.abs(depth[ok] - targets.depths[ok]).mean()) if ok.any() else None)
-  check = np.asarray(check, bool)
-  index = np.flatnonzero(check)
-  points = np.asarray(skin_vertices, np.float64)[index]
-  _, distance, _, signed = surface.closest(points)
-  ok = distance <= max_distance_mm
-  ray = skin_depths(bone, points, np.asarray(skin_normals)[index], max_distance_mm,
-                    max_outside_mm)
-  outside = np.isfinite(ray) & (ray < 0)
-  within = ok & (distance < margin_mm) | outside
-  if skin_faces is not None:
-    skin = BoneSurface(skin_vertices, skin_faces)
-    _, height, _, nearest = bone_heights(bone.vertices, skin, np.asarray(skin_normals, np.float64),
-                                         check)
-    poked = np.zeros(len(check), bool)
-    poked[nearest[height > 0]] = True
-    close = np.zeros(len(check), bool)
-    close[nearest[height > -margin_mm]] = True
-    outside |= poked[index]
-    within |= close[index]
-    report.update(bone_vertices_outside=int(np.sum(height > 0)),
-                  bone_vertices_within_margin=int(np.sum(height > -margin_mm)))
-  count = max(1, index.size)
-  report.update(
-      checked_vertices=int(index.size),
-      outside_fraction=float(np.sum(outside) / count),
-      outside_vertices=int(np.sum(outside)),
-      within_margin_fraction=float(np.sum(within) / count),
-      no_bone_fraction=float(np.sum(~ok) / count),
-      min_depth_mm=float(signed[ok].min()) if ok.any() else None,
-      margin_mm=float(margin_mm))
-  return report

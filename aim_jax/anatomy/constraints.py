@@ -10,8 +10,9 @@ hit. By construction q = b* + d* n*.
 Constraint points are surface points (a triangle and barycentric coordinates on the neutral), not
 necessarily vertices; the model is queried there directly.
 
-Ray casting uses trimesh (embree through `embreex` when installed, else trimesh's pure-Python
-path, which needs `rtree` and is orders of magnitude slower) and runs in chunks to bound memory.
+Rays are cast by `aim_jax.anatomy.rays` (trimesh; embree through `embreex` when installed, else
+trimesh's pure-Python path, which needs `rtree` and is orders of magnitude slower), in chunks to
+bound memory.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 import numpy as np
 import trimesh
 
+from aim_jax.anatomy import rays
 from aim_jax.data.actor import Actor, Mesh
 
 CRANIUM, MANDIBLE = 0, 1
@@ -74,51 +76,20 @@ class SparseConstraints:
                     for f in dataclasses.fields(cls)})
 
 
-def _trimesh(vertices, faces) -> trimesh.Trimesh:
-  return trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces, np.int64),
-                         process=False)
-
-
 def _outward(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
   """Flips a closed-ish mesh whose winding gives a negative volume (inward normals)."""
   if mesh.volume < 0:
-    mesh = _trimesh(mesh.vertices, mesh.faces[:, ::-1])
+    mesh = rays.as_trimesh(mesh.vertices, mesh.faces[:, ::-1])
   return mesh
 
 
 def skin_vertex_normals(vertices: np.ndarray, faces: np.ndarray,
                         bone_centroid: np.ndarray) -> np.ndarray:
   """(V, 3) unit area-weighted vertex normals, oriented away from the bones on the whole."""
-  normals = np.asarray(_trimesh(vertices, faces).vertex_normals, np.float64)
+  normals = np.asarray(rays.as_trimesh(vertices, faces).vertex_normals, np.float64)
   if np.mean(np.sum(normals * (vertices - bone_centroid), axis=-1)) < 0:
     normals = -normals
   return normals
-
-
-def _first_hits(mesh: trimesh.Trimesh, origins: np.ndarray, directions: np.ndarray,
-                chunk: int):
-  """First hit of each ray. Returns (hit (R,) bool, triangle (R,), location (R, 3))."""
-  num = origins.shape[0]
-  hit = np.zeros(num, bool)
-  triangle = np.full(num, -1, np.int64)
-  location = np.zeros((num, 3))
-  for start in range(0, num, chunk):
-    stop = min(start + chunk, num)
-    tri, ray, loc = mesh.ray.intersects_id(origins[start:stop], directions[start:stop],
-                                           multiple_hits=False, return_locations=True)
-    if len(ray) == 0:
-      continue
-    ray = np.asarray(ray) + start
-    # Keep the nearest hit per ray (backends may return more than one).
-    distance = np.einsum('ij,ij->i', loc - origins[ray], directions[ray])
-    order = np.lexsort((distance, ray))
-    ray, tri, loc = ray[order], np.asarray(tri)[order], np.asarray(loc)[order]
-    first = np.ones(len(ray), bool)
-    first[1:] = ray[1:] != ray[:-1]
-    hit[ray[first]] = True
-    triangle[ray[first]] = tri[first]
-    location[ray[first]] = loc[first]
-  return hit, triangle, location
 
 
 def _barycentric(mesh: trimesh.Trimesh, triangle: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -156,8 +127,8 @@ def compute_constraints(actor: Actor, max_depth_mm: float = 40.0, min_facing: fl
   if not trimesh.ray.has_embree:
     logging.warning('embreex is not installed: ray casting uses the slow pure-Python path. '
                     'Install aim_jax[embree] for a ~1000x speed-up.')
-  skin = _trimesh(actor.neutral, actor.faces)
-  bones = [_outward(_trimesh(b.vertices, b.faces)) for b in (actor.skull, actor.mandible)]
+  skin = rays.as_trimesh(actor.neutral, actor.faces)
+  bones = [_outward(rays.as_trimesh(b.vertices, b.faces)) for b in (actor.skull, actor.mandible)]
   bone = trimesh.util.concatenate(bones)
   bone_of_triangle = np.concatenate([np.full(len(b.faces), i) for i, b in enumerate(bones)])
   centroid = np.concatenate([b.vertices for b in bones]).mean(axis=0)
@@ -170,7 +141,7 @@ def compute_constraints(actor: Actor, max_depth_mm: float = 40.0, min_facing: fl
     source = np.sort(np.random.default_rng(seed).choice(source, count, replace=False))
   origin = np.asarray(actor.neutral, np.float64)[source]
   direction = -skin_normal[source]
-  hit, triangle, bone_hit = _first_hits(bone, origin + offset_mm * direction, direction, chunk)
+  hit, triangle, bone_hit = rays.first_hits(bone, origin + offset_mm * direction, direction, chunk)
   depth = np.linalg.norm(bone_hit - origin, axis=-1)
   keep = hit & (depth <= max_depth_mm)
   source, triangle, bone_hit = source[keep], triangle[keep], bone_hit[keep]
@@ -181,8 +152,8 @@ def compute_constraints(actor: Actor, max_depth_mm: float = 40.0, min_facing: fl
   bone_id = bone_of_triangle[triangle]
 
   # Ray 2: from the bone point along the bone normal back to the skin.
-  hit2, skin_triangle, skin_hit = _first_hits(skin, bone_hit + offset_mm * bone_normal,
-                                              bone_normal, chunk)
+  hit2, skin_triangle, skin_hit = rays.first_hits(skin, bone_hit + offset_mm * bone_normal,
+                                                  bone_normal, chunk)
   thickness = np.linalg.norm(skin_hit - bone_hit, axis=-1)
   keep = hit2 & (thickness <= max_depth_mm)
   source, bone_hit, bone_normal, bone_id = source[keep], bone_hit[keep], bone_normal[keep], (
@@ -232,5 +203,5 @@ def check_against_ground_truth(actor: Actor, constraints: SparseConstraints) -> 
 
 def bones_mesh(skull: Mesh, mandible: Mesh) -> trimesh.Trimesh:
   """The cranium and mandible as one outward-wound trimesh (for rendering and checks)."""
-  return trimesh.util.concatenate([_outward(_trimesh(b.vertices, b.faces))
+  return trimesh.util.concatenate([_outward(rays.as_trimesh(b.vertices, b.faces))
                                    for b in (skull, mandible)])

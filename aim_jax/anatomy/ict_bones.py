@@ -1,6 +1,6 @@
 """Template bones fitted under an ICT-FaceKit identity (DESIGN.md section 2, ICT).
 
-1. Similarity (`bone_fit.similarity_fit`) of the template's upper incisor tip, orbit centres and
+1. Similarity (`rigid_np.similarity_fit`) of the template's upper incisor tip, orbit centres and
    bony nasion onto the ICT head's upper incisor tip, eyeball centres and the skin nasion moved
    in by its published depth (7 mm).
 2. The mandible (whose template pose is slightly open) turned rigidly about its condyles so its
@@ -21,7 +21,10 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from scipy import spatial
 
+from aim_jax import rigid_np
 from aim_jax.anatomy import bone_fit
+from aim_jax.anatomy import depths as depths_lib
+from aim_jax.anatomy import rays
 from aim_jax.anatomy import skull_template
 from aim_jax.data import folder as folder_lib
 from aim_jax.data import ict
@@ -191,21 +194,22 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   """
   start = time.perf_counter()
   skin = np.asarray(head[skin_vertex_ids], np.float64)
-  normals = bone_fit.oriented_skin_normals(skin, skin_faces, head[ict.region_ids('teeth')].mean(0))
+  normals = depths_lib.oriented_skin_normals(skin, skin_faces,
+                                             head[ict.region_ids('teeth')].mean(0))
   target = ict_correspondences(model, head, skin_vertex_ids, normals)
   marks = template.landmarks
   names = ('upper_incisor', 'orbit_left', 'orbit_right', 'nasion')
-  s, rotation, translation = bone_fit.similarity_fit(np.stack([marks[n] for n in names]),
+  s, rotation, translation = rigid_np.similarity_fit(np.stack([marks[n] for n in names]),
                                                      np.stack([target[n] for n in names]))
 
   def place(points):
-    return bone_fit.apply_similarity(points, s, rotation, translation)
+    return rigid_np.apply_similarity(points, s, rotation, translation)
 
   placed = {name: place(point) for name, point in marks.items()}
   similarity_residual = {n: float(np.linalg.norm(placed[n] - target[n])) for n in names}
   # The mandible: turned about its condyles so its incisor tip meets the ICT one.
   condyles = np.stack([placed['condyle_left'], placed['condyle_right']])
-  jaw_r, jaw_t = bone_fit.rigid_fit(np.concatenate([condyles, placed['lower_incisor'][None]]),
+  jaw_r, jaw_t = rigid_np.rigid_fit(np.concatenate([condyles, placed['lower_incisor'][None]]),
                                     np.concatenate([condyles, target['lower_incisor'][None]]),
                                     weights=np.array([1.0, 1.0, 2.0]))
   cranium = _transform_mesh(template.cranium, place)
@@ -216,15 +220,15 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   # lower incisor and the condyles, so it is not bent).
   marks_local = landmark_vertices(model, skin_vertex_ids)
   weights = landmark_weights or {}
-  targets = bone_fit.DepthTargets(
+  targets = depths_lib.DepthTargets(
       names=tuple(marks_local),
       points=skin[[i for i, _ in marks_local.values()]],
       normals=normals[[i for i, _ in marks_local.values()]],
       depths=np.array([d for _, d in marks_local.values()]),
       weights=np.array([weights.get(n.replace('_left', '').replace('_right', ''), 1.0)
                         for n in marks_local]))
-  cranium = Mesh(cranium.vertices, bone_fit.outward_faces(cranium.vertices, cranium.faces))
-  mandible = Mesh(mandible.vertices, bone_fit.outward_faces(mandible.vertices, mandible.faces))
+  cranium = Mesh(cranium.vertices, depths_lib.outward_faces(cranium.vertices, cranium.faces))
+  mandible = Mesh(mandible.vertices, depths_lib.outward_faces(mandible.vertices, mandible.faces))
   bones = skull_template.join([cranium, mandible])
   count = len(cranium.vertices)
   parts = [bone_fit.WarpPart('cranium', np.arange(count)),
@@ -238,10 +242,10 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
              for v, offset, p, _ in anchor_points]
   anchor_target = np.stack([t for *_, t in anchor_points])
   check = check_mask(model, head, skin_vertex_ids, normals)
-  bone_mesh = bone_fit._mesh(bones.vertices, bones.faces)  # pylint: disable=protected-access
-  before = bone_fit.depth_report(bone_mesh, skin, normals, np.ones(len(skin), bool), targets,
-                                 settings.margin_mm, settings.max_distance_mm,
-                                 settings.max_outside_mm, skin_faces)
+  bone_mesh = rays.as_trimesh(bones.vertices, bones.faces)
+  before = depths_lib.depth_report(bone_mesh, skin, normals, np.ones(len(skin), bool), targets,
+                                   settings.margin_mm, settings.max_distance_mm,
+                                   settings.max_outside_mm, skin_faces)
   warp_start = time.perf_counter()
   result = bone_fit.fit_warp(bones.vertices, bones.faces, skin, normals, check, targets,
                              anchors, anchor_target, settings, parts, skin_faces)
@@ -250,11 +254,11 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   mandible = Mesh(result.vertices[count:], mandible.faces)
   plane = symmetry_lib.mirror_plane(skin)
   pivot = folder_lib.estimate_pivot(mandible.vertices, plane)
-  after = bone_fit.depth_report(bone_fit._mesh(result.vertices, bones.faces), skin, normals,  # pylint: disable=protected-access
-                                np.ones(len(skin), bool), targets, settings.margin_mm,
-                                settings.max_distance_mm, settings.max_outside_mm, skin_faces)
-  after_checked = bone_fit.depth_report(
-      bone_fit._mesh(result.vertices, bones.faces), skin, normals, check, None,  # pylint: disable=protected-access
+  after = depths_lib.depth_report(rays.as_trimesh(result.vertices, bones.faces), skin, normals,
+                                  np.ones(len(skin), bool), targets, settings.margin_mm,
+                                  settings.max_distance_mm, settings.max_outside_mm, skin_faces)
+  after_checked = depths_lib.depth_report(
+      rays.as_trimesh(result.vertices, bones.faces), skin, normals, check, None,
       settings.margin_mm, settings.max_distance_mm, settings.max_outside_mm, skin_faces)
   report = {
       'after_warp': after,

@@ -29,7 +29,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from aim_jax.data import folder as folder_lib
+from aim_jax import mesh_io
 from aim_jax.data.actor import ActorError, Mesh
 
 MIDLINE_X = -127.03  # mm, the template's mid-sagittal plane in its own axes.
@@ -134,7 +134,7 @@ def load_template(path: str, min_component_vertices: int = 100) -> Template:
     if not os.path.isfile(file):
       raise ActorError(f'{file}: missing (the template skull needs '
                        f'{", ".join(FILES.values())})')
-    vertices, faces = folder_lib.read_mesh(file)
+    vertices, faces = mesh_io.read_mesh(file)
     meshes[name] = drop_small_components(Mesh(to_actor_axes(vertices), faces),
                                          min_component_vertices)
   cranium = join([meshes['skull'], meshes['maxilla']])

@@ -17,6 +17,11 @@ class ActorError(ValueError):
   """Bad actor data. The message is one line: '<source>: <problem>'."""
 
 
+def file_error(file: str, problem: str) -> ActorError:
+  """An ActorError '<file>: <problem>' on one line (whitespace in `problem` collapsed)."""
+  return ActorError(f'{file}: {" ".join(str(problem).split())}')
+
+
 @dataclasses.dataclass(frozen=True)
 class Mesh:
   """A triangle mesh.

@@ -27,11 +27,9 @@ removed):
   ground_truth.npz       optional dense ground truth (`GroundTruth` fields plus `shape_names`),
                          lengths in `units`.
 
-Meshes: OBJ files are read by a small reader here that keeps the file's vertex order and count
-exactly (trimesh's OBJ loader splits meshes by material or group, drops unreferenced vertices and
-duplicates vertices at texture seams, which breaks the shared vertex order of registered
-shapes); PLY files are read by trimesh with process=False. Polygons are fan-triangulated on load.
-Every problem raises `ActorError` with one line '<file>: <problem>'.
+Meshes are read and written by `aim_jax.mesh_io` (the file's vertex order and count kept exactly;
+polygons fan-triangulated on load). Every problem raises `ActorError` with one line
+'<file>: <problem>'.
 """
 
 from __future__ import annotations
@@ -46,160 +44,24 @@ from typing import Optional
 
 import numpy as np
 
+from aim_jax import mesh_io
+from aim_jax.data import actor_json
 from aim_jax.data import symmetry as symmetry_lib
-from aim_jax.data.actor import Actor, ActorError, GroundTruth, Mesh, make_actor
+from aim_jax.data.actor import Actor, ActorError, GroundTruth, Mesh, file_error, make_actor
 
-UNITS_TO_MM = {'mm': 1.0, 'cm': 10.0, 'm': 1000.0}
 MESH_FORMATS = ('obj', 'ply')
-JSON_KEYS = ('jaw_transforms', 'name', 'pivot', 'region', 'shape_order', 'trusted', 'units')
 # Ground-truth fields that are lengths (converted with the folder's units).
 _GT_LENGTHS = ('bone_point', 'thickness', 'jaw_translation')
 _GT_PER_SHAPE = ('jaw_rotation', 'jaw_translation')
 _MESH_STEMS = ('neutral', 'skull', 'mandible')
 _EXPRESSIONS = 'expressions'
-_JSON = 'actor.json'
+_JSON = actor_json.FILE_NAME
 _GROUND_TRUTH = 'ground_truth.npz'
 _JAWS = 'jaw_transforms.json'
 
 
-def _error(file: str, problem: str) -> ActorError:
-  """An ActorError '<file>: <problem>' on one line."""
-  return ActorError(f'{file}: {" ".join(str(problem).split())}')
-
-
 # ---------------------------------------------------------------------------------------------
-# Mesh files.
-
-
-def _read_obj(file: str):
-  """Vertices (N, 3) float64 and triangles (F, 3) int64 of an OBJ file, in file vertex order.
-
-  Reads `v` and `f` records only (texture coordinates, normals, groups and materials are
-  ignored); face corners may be `i`, `i/t`, `i//n` or `i/t/n`, negative indices count back from
-  the last vertex read; polygons are fan-triangulated.
-  """
-  with open(file, 'rb') as f:
-    data = f.read()
-  try:
-    text = data.decode('utf-8')
-  except UnicodeDecodeError:
-    text = data.decode('latin-1')
-  if '\0' in text:
-    raise _error(file, 'unreadable mesh: binary data in an OBJ (text) file')
-  text = text.replace('\\\r\n', ' ').replace('\\\n', ' ')
-  vertices, faces = [], []
-  for line_number, line in enumerate(text.splitlines(), 1):
-    parts = line.split()
-    if not parts:
-      continue
-    if parts[0] == 'v':
-      try:
-        if len(parts) < 4:
-          raise ValueError('fewer than 3 coordinates')
-        vertices.append((float(parts[1]), float(parts[2]), float(parts[3])))
-      except ValueError as err:
-        raise _error(file, f'line {line_number}: bad vertex {line.strip()[:60]!r} ({err})'
-                     ) from err
-    elif parts[0] == 'f':
-      try:
-        corners = [int(token.split('/', 1)[0]) for token in parts[1:]]
-        if len(corners) < 3:
-          raise ValueError('fewer than 3 corners')
-        if 0 in corners:
-          raise ValueError('OBJ indices start at 1')
-      except ValueError as err:
-        raise _error(file, f'line {line_number}: bad face {line.strip()[:60]!r} ({err})'
-                     ) from err
-      count = len(vertices)
-      corners = [c - 1 if c > 0 else count + c for c in corners]
-      faces.extend((corners[0], corners[i], corners[i + 1]) for i in range(1, len(corners) - 1))
-  if not vertices:
-    raise _error(file, 'unreadable mesh: no vertex (v) records; not an OBJ file?')
-  vertices = np.asarray(vertices, np.float64)
-  faces = np.asarray(faces, np.int64).reshape(-1, 3)
-  return vertices, faces
-
-
-def _read_ply(file: str):
-  """Vertices (N, 3) float64 and triangles (F, 3) int64 of a PLY file, read by trimesh."""
-  import trimesh  # Local: importing trimesh costs ~0.3 s.
-  try:
-    loaded = trimesh.load(file, file_type='ply', process=False)
-  except Exception as err:  # pylint: disable=broad-except
-    raise _error(file, f'unreadable mesh ({type(err).__name__}: {err})') from err
-  vertices = np.asarray(getattr(loaded, 'vertices', np.zeros((0, 3))), np.float64)
-  faces = getattr(loaded, 'faces', None)
-  faces = np.zeros((0, 3), np.int64) if faces is None else np.asarray(faces, np.int64)
-  if vertices.ndim != 2 or vertices.shape[0] == 0 or vertices.shape[1] != 3:
-    raise _error(file, 'unreadable mesh: no vertices')
-  return vertices, faces.reshape(-1, 3)
-
-
-def read_mesh(file: str, scale: float = 1.0):
-  """Reads an OBJ or PLY mesh file, keeping the file's vertex order.
-
-  Args:
-    file: path to a .obj or .ply file.
-    scale: multiplies the coordinates (mm per file unit).
-  Returns:
-    vertices (N, 3) float64 (file units times `scale`) and triangles (F, 3) int64 (F may be 0).
-  Raises:
-    ActorError: '<file>: <problem>' for a missing, unreadable or corrupt file, faces indexing
-      missing vertices, or non-finite coordinates.
-  """
-  extension = os.path.splitext(file)[1].lower()
-  if extension not in ('.obj', '.ply'):
-    raise _error(file, f'unknown mesh format {extension!r}; expected .obj or .ply')
-  try:
-    if extension == '.obj':
-      vertices, faces = _read_obj(file)
-    else:
-      vertices, faces = _read_ply(file)
-  except ActorError:
-    raise
-  except (OSError, ValueError, MemoryError) as err:
-    raise _error(file, f'unreadable mesh ({type(err).__name__}: {err})') from err
-  if faces.size and (faces.min() < 0 or faces.max() >= vertices.shape[0]):
-    bad = faces.max() if faces.max() >= vertices.shape[0] else faces.min()
-    raise _error(file, f'a face uses vertex {int(bad)} (0-based) but the file has '
-                 f'{vertices.shape[0]} vertices')
-  bad = ~np.isfinite(vertices)
-  if bad.any():
-    rows = np.flatnonzero(bad.any(axis=1))
-    raise _error(file, f'NaN/inf coordinates in {rows.size} vertex(es), first vertex '
-                 f'{int(rows[0])} (0-based)')
-  return vertices * scale, faces
-
-
-def _write_obj(file: str, vertices: np.ndarray, faces: np.ndarray):
-  """Writes an OBJ with 9 significant digits (float32 values round-trip exactly)."""
-  with open(file, 'w') as f:
-    f.write('# aim_jax actor mesh\n')
-    np.savetxt(f, np.asarray(vertices, np.float64), fmt='v %.9g %.9g %.9g')
-    np.savetxt(f, np.asarray(faces, np.int64) + 1, fmt='f %d %d %d')
-
-
-def _write_ply(file: str, vertices: np.ndarray, faces: np.ndarray):
-  """Writes a binary PLY (float64 coordinates) with trimesh."""
-  import trimesh  # Local: importing trimesh costs ~0.3 s.
-  mesh = trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces, np.int64),
-                         process=False, validate=False)
-  with open(file, 'wb') as f:
-    f.write(mesh.export(file_type='ply', encoding='binary'))
-
-
-def write_mesh(file: str, vertices: np.ndarray, faces: np.ndarray):
-  """Writes a triangle mesh as OBJ or PLY, chosen by the file's extension.
-
-  Args:
-    file: destination path ending in .obj or .ply.
-    vertices: (N, 3) coordinates, written as given (no unit conversion here).
-    faces: (F, 3) int triangles.
-  """
-  if file.lower().endswith('.ply'):
-    _write_ply(file, vertices, faces)
-  else:
-    _write_obj(file, vertices, faces)
+# Mesh files of the folder.
 
 
 def _mesh_file(folder: str, stem: str) -> str:
@@ -209,9 +71,9 @@ def _mesh_file(folder: str, stem: str) -> str:
                  and os.path.splitext(name)[1].lower() in ('.obj', '.ply')
                  and os.path.isfile(os.path.join(folder, name)))
   if not found:
-    raise _error(folder, f'missing {stem}.obj or {stem}.ply')
+    raise file_error(folder, f'missing {stem}.obj or {stem}.ply')
   if len(found) > 1:
-    raise _error(folder, f'{" and ".join(found)} both present; keep one')
+    raise file_error(folder, f'{" and ".join(found)} both present; keep one')
   return os.path.join(folder, found[0])
 
 
@@ -219,90 +81,7 @@ def _listdir(folder: str):
   try:
     return os.listdir(folder)
   except OSError as err:
-    raise _error(folder, f'cannot list folder ({err.strerror or err})') from err
-
-
-# ---------------------------------------------------------------------------------------------
-# actor.json and masks.
-
-
-def _read_json(folder: str) -> dict:
-  """actor.json's settings, checked; {} when there is none."""
-  file = os.path.join(folder, _JSON)
-  if not os.path.exists(file):
-    return {}
-  try:
-    with open(file, encoding='utf-8') as f:
-      settings = json.load(f)
-  except (OSError, UnicodeDecodeError) as err:
-    raise _error(file, f'unreadable ({err})') from err
-  except json.JSONDecodeError as err:
-    raise _error(file, f'not valid JSON ({err})') from err
-  if not isinstance(settings, dict):
-    raise _error(file, f'must hold a JSON object {{...}}, got {type(settings).__name__}')
-  unknown = sorted(set(settings) - set(JSON_KEYS))
-  if unknown:
-    raise _error(file, f'unknown key(s) {", ".join(map(repr, unknown))}; allowed keys: '
-                 f'{", ".join(JSON_KEYS)}')
-  units = settings.get('units', 'mm')
-  if units not in UNITS_TO_MM:
-    raise _error(file, f'unknown units {units!r}; expected one of {", ".join(UNITS_TO_MM)}')
-  if 'name' in settings and not (isinstance(settings['name'], str) and settings['name']):
-    raise _error(file, f'name must be a non-empty string, got {settings["name"]!r}')
-  if 'pivot' in settings:
-    pivot = settings['pivot']
-    ok = (isinstance(pivot, list) and len(pivot) == 3
-          and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in pivot))
-    if not ok or not np.isfinite(np.asarray(pivot, np.float64)).all():
-      raise _error(file, f'pivot must be 3 finite numbers [x, y, z] in {units}, got {pivot!r}')
-  order = settings.get('shape_order')
-  if order is not None and not (isinstance(order, list) and order
-                                and all(isinstance(n, str) for n in order)):
-    raise _error(file, f'shape_order must be a non-empty list of shape names, got {order!r}')
-  return settings
-
-
-def _starts_with(file: str, magic: bytes) -> bool:
-  with open(file, 'rb') as f:
-    return f.read(len(magic)) == magic
-
-
-def _read_mask(folder: str, what: str, value, num_vertices: int) -> np.ndarray:
-  """A (V,) bool mask from actor.json's `what` entry: a .npy file name or a list of vertex ids."""
-  json_file = os.path.join(folder, _JSON)
-  if isinstance(value, str):
-    file = os.path.join(folder, value)
-    if not os.path.isfile(file):
-      raise _error(json_file, f'{what}: no such file {value!r} in the actor folder')
-    try:
-      if not _starts_with(file, b'\x93NUMPY'):
-        raise ValueError('not a .npy file')
-      array = np.load(file, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-      raise _error(file, f'unreadable .npy ({err})') from err
-    where = file
-  elif isinstance(value, list):
-    if not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
-      raise _error(json_file, f'{what} must be a .npy file name or a list of vertex ids '
-                   '(integers)')
-    array = np.asarray(value, np.int64).reshape(-1)
-    where = f'{json_file} ({what})'
-  else:
-    raise _error(json_file, f'{what} must be a .npy file name or a list of vertex ids, got '
-                 f'{type(value).__name__}')
-  if array.dtype == bool:
-    if array.shape != (num_vertices,):
-      raise _error(where, f'{what} mask has shape {array.shape}; the neutral has '
-                   f'{num_vertices} vertices')
-    return array
-  if not np.issubdtype(array.dtype, np.integer) or array.ndim != 1:
-    raise _error(where, f'{what} must be a (V,) bool mask or a list of vertex ids, got '
-                 f'{array.dtype} of shape {array.shape}')
-  if array.size and (array.min() < 0 or array.max() >= num_vertices):
-    raise _error(where, f'{what} lists vertex ids outside 0..{num_vertices - 1}')
-  mask = np.zeros(num_vertices, bool)
-  mask[array] = True
-  return mask
+    raise file_error(folder, f'cannot list folder ({err.strerror or err})') from err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +128,7 @@ def _expression_files(folder: str):
   """Sorted (name, path) of the expression meshes; ActorError when there is none."""
   directory = os.path.join(folder, _EXPRESSIONS)
   if not os.path.isdir(directory):
-    raise _error(directory, 'missing: need at least one expression mesh (.obj or .ply)')
+    raise file_error(directory, 'missing: need at least one expression mesh (.obj or .ply)')
   found = {}
   for file_name in sorted(_listdir(directory)):
     stem, extension = os.path.splitext(file_name)
@@ -358,33 +137,12 @@ def _expression_files(folder: str):
         or not os.path.isfile(path)):
       continue
     if stem in found:
-      raise _error(path, f'expression {stem!r} also in {os.path.basename(found[stem])}; keep one')
+      raise file_error(path,
+                       f'expression {stem!r} also in {os.path.basename(found[stem])}; keep one')
     found[stem] = path
   if not found:
-    raise _error(directory, 'no expression meshes (.obj or .ply); need at least one')
+    raise file_error(directory, 'no expression meshes (.obj or .ply); need at least one')
   return sorted(found.items())
-
-
-def _ordered_names(json_file: str, neutral_name: str, expression_names, order):
-  """The neutral's name and the expression names in the order actor.json's shape_order gives."""
-  if order is None:
-    return neutral_name, list(expression_names)
-  if len(order) == len(expression_names) + 1:
-    neutral_name, order = order[0], order[1:]
-  if len(set(order)) != len(order):
-    raise _error(json_file, 'shape_order repeats a name')
-  missing = sorted(set(order) - set(expression_names))
-  extra = sorted(set(expression_names) - set(order))
-  if missing or extra:
-    problems = []
-    if missing:
-      problems.append(f'names without a file in {_EXPRESSIONS}/: {", ".join(missing)}')
-    if extra:
-      problems.append(f'expressions missing from it: {", ".join(extra)}')
-    raise _error(json_file, f'shape_order must list every expression once ({"; ".join(problems)})')
-  if neutral_name in order:
-    raise _error(json_file, f'shape_order names the neutral {neutral_name!r} twice')
-  return neutral_name, list(order)
 
 
 def _read_ground_truth(folder: str, scale: float, shape_names) -> Optional[GroundTruth]:
@@ -394,22 +152,22 @@ def _read_ground_truth(folder: str, scale: float, shape_names) -> Optional[Groun
     return None
   fields = [f.name for f in dataclasses.fields(GroundTruth)]
   try:
-    if not _starts_with(file, b'PK'):
+    if not actor_json.file_starts_with(file, b'PK'):
       raise ValueError('not a .npz file')
     with np.load(file, allow_pickle=False) as data:
       arrays = {key: np.asarray(data[key]) for key in data.files}
   except (OSError, ValueError, EOFError, KeyError) as err:
-    raise _error(file, f'unreadable ({type(err).__name__}: {err})') from err
+    raise file_error(file, f'unreadable ({type(err).__name__}: {err})') from err
   missing = [f for f in fields if f not in arrays]
   if missing:
-    raise _error(file, f'missing arrays: {", ".join(missing)}')
+    raise file_error(file, f'missing arrays: {", ".join(missing)}')
   for key in _GT_LENGTHS:
     arrays[key] = arrays[key] * scale
   if 'shape_names' in arrays:  # Match the expressions' rows by name; row 0 is the neutral's.
     stored = [str(n) for n in arrays['shape_names']]
     if sorted(stored[1:]) != sorted(shape_names[1:]):
-      raise _error(file, f'expression names {stored[1:]} do not match the actor\'s '
-                   f'{list(shape_names[1:])}')
+      raise file_error(file, f'expression names {stored[1:]} do not match the actor\'s '
+                       f'{list(shape_names[1:])}')
     index = [0] + [stored.index(n) for n in shape_names[1:]]
     for key in _GT_PER_SHAPE:
       arrays[key] = arrays[key][index]
@@ -433,43 +191,43 @@ def load_actor(path: str) -> Actor:
   """
   folder = os.fspath(path)
   if not os.path.exists(folder):
-    raise _error(folder, 'no such actor folder')
+    raise file_error(folder, 'no such actor folder')
   if not os.path.isdir(folder):
-    raise _error(folder, 'not a folder (an actor is a folder of meshes)')
-  settings = _read_json(folder)
+    raise file_error(folder, 'not a folder (an actor is a folder of meshes)')
+  settings = actor_json.read_settings(folder)
   json_file = os.path.join(folder, _JSON)
   units = settings.get('units', 'mm')
-  scale = UNITS_TO_MM[units]
+  scale = actor_json.UNITS_TO_MM[units]
 
   neutral_file = _mesh_file(folder, 'neutral')
-  neutral, faces = read_mesh(neutral_file, scale)
+  neutral, faces = mesh_io.read_mesh(neutral_file, scale)
   if not len(faces):
-    raise _error(neutral_file, 'no faces (the neutral gives every shape its triangles)')
+    raise file_error(neutral_file, 'no faces (the neutral gives every shape its triangles)')
   num_vertices = neutral.shape[0]
   expressions = {}
   expression_files = dict(_expression_files(folder))
   for name, file in expression_files.items():
-    vertices, expression_faces = read_mesh(file, scale)
+    vertices, expression_faces = mesh_io.read_mesh(file, scale)
     if vertices.shape[0] != num_vertices:
-      raise _error(file, f'{vertices.shape[0]} vertices, the neutral has {num_vertices}')
+      raise file_error(file, f'{vertices.shape[0]} vertices, the neutral has {num_vertices}')
     if len(expression_faces) and len(expression_faces) != len(faces):
-      raise _error(file, f'{len(expression_faces)} triangles, the neutral has {len(faces)}: '
-                   'every shape must share the neutral\'s topology')
+      raise file_error(file, f'{len(expression_faces)} triangles, the neutral has {len(faces)}: '
+                       'every shape must share the neutral\'s topology')
     expressions[name] = vertices
-  neutral_name, order = _ordered_names(json_file, 'neutral', list(expressions),
+  neutral_name, order = actor_json.ordered_names(json_file, 'neutral', list(expressions),
                                        settings.get('shape_order'))
   if neutral_name in expressions:
-    raise _error(expression_files[neutral_name], f'an expression named like the neutral '
-                 f'({neutral_name!r}); rename it or name the neutral in shape_order')
+    raise file_error(expression_files[neutral_name], f'an expression named like the neutral '
+                     f'({neutral_name!r}); rename it or name the neutral in shape_order')
   shapes = np.stack([neutral] + [expressions[name] for name in order])
   shape_names = [neutral_name] + order
 
   bones, bone_files = {}, {}
   for stem in ('skull', 'mandible'):
     bone_files[stem] = file = _mesh_file(folder, stem)
-    vertices, bone_faces = read_mesh(file, scale)
+    vertices, bone_faces = mesh_io.read_mesh(file, scale)
     if not len(bone_faces):
-      raise _error(file, 'no faces; a bone must be a triangle mesh')
+      raise file_error(file, 'no faces; a bone must be a triangle mesh')
     bones[stem] = Mesh(vertices, bone_faces)
 
   if 'pivot' in settings:
@@ -479,16 +237,16 @@ def load_actor(path: str) -> Actor:
     try:
       pivot = estimate_pivot(bones['mandible'].vertices, plane)
     except ActorError as err:
-      raise _error(bone_files['mandible'], str(err).split(': ', 1)[1]) from err
+      raise file_error(bone_files['mandible'], str(err).split(': ', 1)[1]) from err
 
   masks = {}
   for what in ('trusted', 'region'):
     if what in settings:
-      masks[what] = _read_mask(folder, what, settings[what], num_vertices)
+      masks[what] = actor_json.read_mask(folder, what, settings[what], num_vertices)
   ground_truth = _read_ground_truth(folder, scale, shape_names)
   shape_jaws = None
   if 'jaw_transforms' in settings:
-    shape_jaws = read_jaw_transforms(os.path.join(folder, settings['jaw_transforms']),
+    shape_jaws = actor_json.read_jaw_transforms(os.path.join(folder, settings['jaw_transforms']),
                                      shape_names, pivot, scale)
   name = settings.get('name') or os.path.basename(os.path.normpath(os.path.abspath(folder)))
   return make_actor(
@@ -496,58 +254,6 @@ def load_actor(path: str) -> Actor:
       mandible=bones['mandible'], pivot=pivot, trusted=masks.get('trusted'),
       region=masks.get('region'), ground_truth=ground_truth, source=folder,
       shape_jaws=shape_jaws)
-
-
-def read_jaw_transforms(file: str, shape_names, pivot: np.ndarray, scale: float = 1.0):
-  """Per-shape jaw transforms from a JSON file (format: the module docstring), moved to `pivot`.
-
-  Args:
-    shape_names: the actor's S shape names; every expression must have an entry.
-    pivot: (3,) mm, the actor's pivot; scale: mm per unit of the file's lengths.
-  Returns:
-    (rotation (S, 3, 3), translation (S, 3) mm) about `pivot`.
-  Raises:
-    ActorError: '<file>: <problem>'.
-  """
-  try:
-    with open(file, encoding='utf-8') as f:
-      data = json.load(f)
-  except FileNotFoundError:
-    raise _error(file, 'missing (named by actor.json\'s jaw_transforms)') from None
-  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-    raise _error(file, f'unreadable ({type(err).__name__}: {err})') from None
-  entries = data.get('shapes') if isinstance(data, dict) else None
-  if not isinstance(entries, dict):
-    raise _error(file, 'must hold {"shapes": {name: {"R": 3x3, "t": [x, y, z]}}}')
-  pivot = np.asarray(pivot, np.float64)
-  source_pivot = np.asarray(data.get('pivot', pivot / scale), np.float64) * scale
-  if source_pivot.shape != (3,):
-    raise _error(file, f'pivot must be [x, y, z], got {data.get("pivot")!r}')
-  rotations, translations = [], []
-  for i, name in enumerate(shape_names):
-    entry = entries.get(name)
-    if entry is None:
-      if i == 0:
-        rotations.append(np.eye(3))
-        translations.append(np.zeros(3))
-        continue
-      raise _error(file, f'no jaw transform for shape {name!r}')
-    try:
-      rotation = np.asarray(entry['R'], np.float64)
-      translation = np.asarray(entry['t'], np.float64) * scale
-    except (KeyError, TypeError, ValueError):
-      raise _error(file, f'shape {name!r}: expected {{"R": 3x3, "t": [x, y, z]}}') from None
-    if rotation.shape != (3, 3) or translation.shape != (3,):
-      raise _error(file, f'shape {name!r}: R must be 3x3 and t 3 numbers, got shapes '
-                   f'{rotation.shape} and {translation.shape}')
-    if (not np.isfinite(rotation).all() or not np.isfinite(translation).all()
-        or np.abs(rotation @ rotation.T - np.eye(3)).max() > 1e-3
-        or np.linalg.det(rotation) < 0):
-      raise _error(file, f'shape {name!r}: R is not a finite rotation matrix')
-    # The same motion about the actor's pivot: t' = t + (R - I)(pivot - source_pivot).
-    rotations.append(rotation)
-    translations.append(translation + (rotation - np.eye(3)) @ (pivot - source_pivot))
-  return np.stack(rotations), np.stack(translations)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,14 +264,15 @@ def _check_file_names(folder: str, names):
   """ActorError unless the shape names are distinct and the expressions' are plain file names."""
   if len(set(names)) != len(names):
     repeated = sorted(set(n for n in names if names.count(n) > 1))
-    raise _error(folder, f'shape names repeat: {", ".join(repeated)}')
+    raise file_error(folder, f'shape names repeat: {", ".join(repeated)}')
   seen = {}
   for name in names[1:]:
     if (not name or name != name.strip() or name.startswith('.') or '/' in name or '\\' in name
         or '\0' in name or ':' in name):
-      raise _error(folder, f'shape name {name!r} cannot be a file name in {_EXPRESSIONS}/')
+      raise file_error(folder, f'shape name {name!r} cannot be a file name in {_EXPRESSIONS}/')
     if name.lower() in seen:
-      raise _error(folder, f'shape names {seen[name.lower()]!r} and {name!r} would share a file')
+      raise file_error(folder,
+                       f'shape names {seen[name.lower()]!r} and {name!r} would share a file')
     seen[name.lower()] = name
 
 
@@ -582,14 +289,16 @@ def _owned_entries(folder: str):
 
 def _write_folder(actor: Actor, folder: str, units: str, mesh_format: str):
   """Writes the actor's files into the (empty) `folder`."""
-  scale = UNITS_TO_MM[units]
+  scale = actor_json.UNITS_TO_MM[units]
   extension = '.' + mesh_format
-  write_mesh(os.path.join(folder, 'neutral' + extension), actor.shapes[0] / scale, actor.faces)
+  mesh_io.write_mesh(os.path.join(folder, 'neutral' + extension), actor.shapes[0] / scale,
+                     actor.faces)
   os.mkdir(os.path.join(folder, _EXPRESSIONS))
   for name, shape in zip(actor.shape_names[1:], actor.shapes[1:]):
-    write_mesh(os.path.join(folder, _EXPRESSIONS, name + extension), shape / scale, actor.faces)
+    mesh_io.write_mesh(os.path.join(folder, _EXPRESSIONS, name + extension), shape / scale,
+                       actor.faces)
   for stem, bone in (('skull', actor.skull), ('mandible', actor.mandible)):
-    write_mesh(os.path.join(folder, stem + extension), bone.vertices / scale, bone.faces)
+    mesh_io.write_mesh(os.path.join(folder, stem + extension), bone.vertices / scale, bone.faces)
   settings = {
       'name': actor.name,
       'units': units,
@@ -642,14 +351,15 @@ def save_actor(actor: Actor, path: str, units: str = 'mm', mesh_format: str = 'o
     ActorError: bad arguments or names, or the writing failed ('<path>: <problem>').
   """
   folder = os.fspath(path)
-  if units not in UNITS_TO_MM:
-    raise _error(folder, f'unknown units {units!r}; expected one of {", ".join(UNITS_TO_MM)}')
+  if units not in actor_json.UNITS_TO_MM:
+    raise file_error(folder, f'unknown units {units!r}; expected one of '
+                     f'{", ".join(actor_json.UNITS_TO_MM)}')
   mesh_format = mesh_format.lower().lstrip('.')
   if mesh_format not in MESH_FORMATS:
-    raise _error(folder, f'unknown mesh format {mesh_format!r}; expected obj or ply')
+    raise file_error(folder, f'unknown mesh format {mesh_format!r}; expected obj or ply')
   _check_file_names(folder, list(actor.shape_names))
   if os.path.exists(folder) and not os.path.isdir(folder):
-    raise _error(folder, 'exists and is not a folder')
+    raise file_error(folder, 'exists and is not a folder')
   absolute = os.path.abspath(folder)
   parent, base = os.path.split(absolute.rstrip(os.sep))
   try:
@@ -658,7 +368,7 @@ def save_actor(actor: Actor, path: str, units: str = 'mm', mesh_format: str = 'o
     staging = os.path.join(parent, f'.{base}.saving-{uuid.uuid4().hex[:12]}')
     os.mkdir(staging)
   except OSError as err:
-    raise _error(folder, f'cannot create a folder next to it ({err})') from err
+    raise file_error(folder, f'cannot create a folder next to it ({err})') from err
   try:
     _write_folder(actor, staging, units, mesh_format)
     if not os.path.exists(absolute):
@@ -668,8 +378,8 @@ def save_actor(actor: Actor, path: str, units: str = 'mm', mesh_format: str = 'o
   except ActorError:
     raise
   except Exception as err:  # pylint: disable=broad-except
-    raise _error(folder, f'saving failed, the folder was left as it was ({type(err).__name__}: '
-                 f'{err})') from err
+    raise file_error(folder, f'saving failed, the folder was left as it was ({type(err).__name__}: '
+                     f'{err})') from err
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   return path
@@ -698,8 +408,8 @@ def _replace_entries(staging: str, folder: str):
       for entry in moved_out:
         os.rename(os.path.join(backup, entry), os.path.join(folder, entry))
     except OSError as restore_err:
-      raise _error(folder, f'saving failed mid-way ({err}) and putting the old files back failed '
-                   f'({restore_err}); the old files are in {backup}') from err
+      raise file_error(folder, f'saving failed mid-way ({err}) and putting the old files back '
+                       f'failed ({restore_err}); the old files are in {backup}') from err
     shutil.rmtree(backup, ignore_errors=True)
     raise
   shutil.rmtree(backup, ignore_errors=True)

@@ -28,8 +28,10 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from aim_jax.data import folder as folder_lib
-from aim_jax.data import synthetic
+from aim_jax import mesh_io
+from aim_jax import rigid_np
+from aim_jax.data import synthetic_head
+from aim_jax.data import synthetic_performance
 from aim_jax.data.actor import ActorError
 
 CM_TO_MM = 10.0
@@ -123,12 +125,12 @@ def _load_folder(path: str, num_identity_modes: Optional[int]) -> IctModel:
   neutral_file = os.path.join(path, NEUTRAL_OBJ)
   if not os.path.isfile(neutral_file):
     raise ActorError(f'{neutral_file}: missing (the ICT-FaceKit generic neutral)')
-  neutral, triangles = folder_lib.read_mesh(neutral_file, CM_TO_MM)
+  neutral, triangles = mesh_io.read_mesh(neutral_file, CM_TO_MM)
 
   def read(file):
     if not os.path.isfile(file):
       raise ActorError(f'{file}: missing')
-    vertices, _ = folder_lib.read_mesh(file, CM_TO_MM)
+    vertices, _ = mesh_io.read_mesh(file, CM_TO_MM)
     if vertices.shape != neutral.shape:
       raise ActorError(f'{file}: {vertices.shape[0]} vertices, the neutral has '
                        f'{neutral.shape[0]}')
@@ -255,23 +257,6 @@ def region_triangles(triangles: np.ndarray, vertex_ids: np.ndarray) -> np.ndarra
 # Jaw ground truth.
 
 
-def kabsch(source: np.ndarray, target: np.ndarray) -> tuple:
-  """Least-squares rigid transform target ~ R source + t (Kabsch), det R = +1.
-
-  Args:
-    source, target: (N, 3) corresponding points.
-  Returns:
-    R (3, 3), t (3,).
-  """
-  source = np.asarray(source, np.float64)
-  target = np.asarray(target, np.float64)
-  mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-  u, _, vt = np.linalg.svd((target - mu_t).T @ (source - mu_s))
-  d = np.sign(np.linalg.det(u @ vt))
-  rotation = u @ np.diag([1.0, 1.0, d]) @ vt
-  return rotation, mu_t - rotation @ mu_s
-
-
 def jaw_transform(neutral_teeth: np.ndarray, moved_teeth: np.ndarray, pivot: np.ndarray
                   ) -> tuple:
   """The jaw transform (about `pivot`) that best moves the neutral's lower teeth to a shape's.
@@ -289,7 +274,7 @@ def jaw_transform(neutral_teeth: np.ndarray, moved_teeth: np.ndarray, pivot: np.
   pivot = np.asarray(pivot, np.float64)
   rotations, translations = [], []
   for src, dst in zip(source, moved):
-    rotation, offset = kabsch(src, dst)
+    rotation, offset = rigid_np.kabsch(src, dst)
     rotations.append(rotation)
     translations.append(offset + rotation @ pivot - pivot)
   return (np.stack(rotations).reshape(batch + (3, 3)),
@@ -307,19 +292,20 @@ def performance_weights(model: IctModel, num_frames: int, seed: int, activity: f
                         max_weight: float = 1.0) -> np.ndarray:
   """(T, 53) smooth seeded expression weights in [0, max_weight] mixing every ICT expression.
 
-  Each expression follows a smooth random curve (`synthetic.smooth_curves`, periods 80-240
-  frames: at most ~0.2 weight and ~5 mm of eyelid travel per frame) shifted down so it is active (> 0) about `activity` of the time and eased with a
-  smoothstep; jawOpen is active twice as often. Correctives (mouthClose) never exceed their base
-  expression's weight (jawOpen), as the model expects.
+  Each expression follows a smooth random curve (`synthetic_performance.smooth_curves`, periods
+  80-240 frames: at most ~0.2 weight and ~5 mm of eyelid travel per frame) shifted down so it is
+  active (> 0) about `activity` of the time and eased with a smoothstep; jawOpen is active twice
+  as often. Correctives (mouthClose) never exceed their base expression's weight (jawOpen), as
+  the model expects.
   """
   names = model.expression_names[:NUM_EXPRESSIONS]
   rng = np.random.default_rng(seed)
-  curves = synthetic.smooth_curves(rng, num_frames, len(names), min_period=80.0,
-                                   max_period=240.0)
+  curves = synthetic_performance.smooth_curves(rng, num_frames, len(names), min_period=80.0,
+                                               max_period=240.0)
   active = np.full(len(names), float(activity))
   active[names.index('jawOpen')] = min(1.0, 2.0 * activity)
   level = np.clip((curves + 2.0 * active - 1.0) / (2.0 * active), 0.0, 1.0)
-  weights = max_weight * synthetic.smoothstep(level)
+  weights = max_weight * synthetic_head.smoothstep(level)
   for corrective, base in _CORRECTIVES:
     i, j = names.index(corrective), names.index(base)
     weights[:, i] = np.minimum(weights[:, i], weights[:, j])
@@ -328,7 +314,7 @@ def performance_weights(model: IctModel, num_frames: int, seed: int, activity: f
 
 def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
                      pivot: np.ndarray, num_frames: int = 120, seed: int = 1,
-                     activity: float = 0.3) -> synthetic.Performance:
+                     activity: float = 0.3) -> synthetic_performance.Performance:
   """A held-out ICT performance: smooth mixes of all 53 expressions, with jaw ground truth.
 
   The learning shapes are single expressions at weight 1; these frames mix several at once, at
@@ -343,8 +329,9 @@ def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
     seed: same seed, same performance.
     activity: about how often each expression is active.
   Returns:
-    `synthetic.Performance` with frames (T, V, 3) float32 mm, jaw ground truth from the lower
-    teeth (Kabsch, about `pivot`), weights (T, 53) and control_names the 53 expression names.
+    `synthetic_performance.Performance` with frames (T, V, 3) float32 mm, jaw ground truth from
+    the lower teeth (Kabsch, about `pivot`), weights (T, 53) and control_names the 53 expression
+    names.
   """
   if num_frames < 2:
     raise ValueError(f'num_frames must be >= 2, got {num_frames}')
@@ -354,7 +341,7 @@ def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
   frames = blend(model, head, full, vertex_ids)
   teeth = region_ids('teeth_lower')
   rotation, translation = jaw_transform(head[teeth], blend(model, head, full, teeth), pivot)
-  return synthetic.Performance(
+  return synthetic_performance.Performance(
       frames=frames.astype(np.float32), jaw_rotation=rotation.astype(np.float32),
       jaw_translation=translation.astype(np.float32), weights=weights.astype(np.float32),
       control_names=tuple(model.expression_names[:NUM_EXPRESSIONS]))

@@ -8,18 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import spatial
 
-
-def reflect(points: np.ndarray, plane: np.ndarray) -> np.ndarray:
-  """Mirrors (..., 3) points across `plane` = (unit normal n, offset o), n . x = o."""
-  normal, offset = plane[:3], plane[3]
-  distance = points @ normal - offset
-  return points - 2.0 * distance[..., None] * normal
-
-
-def reflect_direction(vectors: np.ndarray, plane: np.ndarray) -> np.ndarray:
-  """Mirrors (..., 3) direction vectors (normals) across the plane's orientation."""
-  normal = plane[:3]
-  return vectors - 2.0 * (vectors @ normal)[..., None] * normal
+from aim_jax import rigid_np
 
 
 def mirror_plane(neutral: np.ndarray, iterations: int = 10,
@@ -44,7 +33,7 @@ def mirror_plane(neutral: np.ndarray, iterations: int = 10,
   plane = np.array([1.0, 0.0, 0.0, np.median(neutral[:, 0])])
   tree = spatial.cKDTree(neutral)
   for _ in range(iterations):
-    mirrored = reflect(neutral, plane)
+    mirrored = rigid_np.reflect(neutral, plane)
     _, partner = tree.query(mirrored)
     difference = neutral - neutral[partner]
     # Pairs straddling the plane give differences along its normal; orient them to +x first.
@@ -65,15 +54,6 @@ def mirror_plane(neutral: np.ndarray, iterations: int = 10,
   return plane
 
 
-def _rigid_fit(source: np.ndarray, target: np.ndarray):
-  """Least-squares rotation r (3, 3) and translation t (3,) with r source + t ~ target (Kabsch)."""
-  source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
-  u, _, vt = np.linalg.svd((source - source_mean).T @ (target - target_mean))
-  flip = np.sign(np.linalg.det(vt.T @ u.T))
-  rotation = vt.T @ np.diag([1.0, 1.0, flip]) @ u.T
-  return rotation, target_mean - rotation @ source_mean
-
-
 def _refine_by_icp(neutral: np.ndarray, plane: np.ndarray, tree: spatial.cKDTree,
                    iterations: int, keep_fraction: float = 0.9) -> np.ndarray:
   """Polishes a mirror plane by trimmed ICP of the mirrored face onto the face.
@@ -90,16 +70,16 @@ def _refine_by_icp(neutral: np.ndarray, plane: np.ndarray, tree: spatial.cKDTree
   Returns:
     (4,) refined plane, its normal on the same side as the starting plane's.
   """
-  normal, offset = plane[:3], plane[3]
-  linear = np.eye(3) - 2.0 * np.outer(normal, normal)
-  shift = 2.0 * offset * normal
+  normal = plane[:3]
+  linear, shift = rigid_np.reflection_transform(plane)
   for _ in range(iterations):
     mapped = neutral @ linear.T + shift
     distance, partner = tree.query(mapped)
     keep = distance <= np.quantile(distance, keep_fraction)
     if keep.sum() < 3:
       return plane
-    rotation, translation = _rigid_fit(mapped[keep], neutral[partner[keep]])
+    rotation, translation = rigid_np.kabsch(mapped[keep], neutral[partner[keep]],
+                                            transposed=True)
     linear, shift = rotation @ linear, rotation @ shift + translation
     if np.abs(rotation - np.eye(3)).max() < 1e-10 and np.abs(translation).max() < 1e-8:
       break
@@ -121,5 +101,5 @@ def symmetry_map(neutral: np.ndarray, plane: np.ndarray, tolerance_mm: float = 1
     (V,) int32 partner index, -1 where none lies within tolerance.
   """
   neutral = np.asarray(neutral, np.float64)
-  distance, partner = spatial.cKDTree(neutral).query(reflect(neutral, plane))
+  distance, partner = spatial.cKDTree(neutral).query(rigid_np.reflect(neutral, plane))
   return np.where(distance <= tolerance_mm, partner, -1).astype(np.int32)

@@ -25,7 +25,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from aim_jax.data import folder as folder_lib
+from aim_jax import mesh_io
+from aim_jax.data import actor_json
 from aim_jax.data.actor import ActorError
 from aim_jax.fitting import camera as camera_lib
 from aim_jax.fitting import targets as targets_lib
@@ -51,7 +52,7 @@ def read_mesh_frames(path: str, num_vertices: int, scale: float = 1.0) -> np.nda
   for name in files:
     file = os.path.join(path, name)
     try:
-      vertices, _ = folder_lib.read_mesh(file, scale)
+      vertices, _ = mesh_io.read_mesh(file, scale)
     except ActorError as err:
       raise TargetError(str(err)) from None
     if vertices.shape[0] != num_vertices:
@@ -89,10 +90,10 @@ def _surface_points(data, prefix: str, file: str, triangles: np.ndarray,
 
 def _units_scale(data, file: str) -> float:
   units = str(data['units']) if 'units' in data else 'mm'
-  if units not in folder_lib.UNITS_TO_MM:
+  if units not in actor_json.UNITS_TO_MM:
     raise TargetError(f'{file}: unknown units {units!r}; expected one of '
-                      f'{", ".join(folder_lib.UNITS_TO_MM)}')
-  return folder_lib.UNITS_TO_MM[units]
+                      f'{", ".join(actor_json.UNITS_TO_MM)}')
+  return actor_json.UNITS_TO_MM[units]
 
 
 def _load_npz(file: str) -> Dict[str, np.ndarray]:
@@ -188,9 +189,9 @@ def read_targets(path: str, triangles: np.ndarray, num_vertices: int, units: str
     units: the units of a folder of meshes ('mm', 'cm', 'm'); an npz states its own.
   """
   if os.path.isdir(path):
-    if units not in folder_lib.UNITS_TO_MM:
+    if units not in actor_json.UNITS_TO_MM:
       raise TargetError(f'{path}: unknown units {units!r}')
-    frames = read_mesh_frames(path, num_vertices, folder_lib.UNITS_TO_MM[units])
+    frames = read_mesh_frames(path, num_vertices, actor_json.UNITS_TO_MM[units])
     return {'dense': targets_lib.dense_targets(frames, source=path)}, None
   if path.lower().endswith('.npz'):
     return read_npz_targets(path, triangles, num_vertices)

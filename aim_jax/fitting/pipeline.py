@@ -27,6 +27,7 @@ import numpy as np
 
 from aim_jax import eval as eval_lib
 from aim_jax import learning
+from aim_jax import mesh_io
 from aim_jax import viz
 from aim_jax.data import load_actor_source
 from aim_jax.data.actor import Actor
@@ -80,9 +81,9 @@ def load_fit_model(model_dir: str, actor: Optional[Actor] = None) -> FitModel:
 
 def synthetic_sequence_targets(config: ml_collections.ConfigDict, actor: Actor):
   """Targets made from the synthetic actor's held-out performance: (targets, ground truth)."""
-  from aim_jax.data import synthetic
+  from aim_jax.data import synthetic_performance
   s = config.synthetic
-  performance = synthetic.make_performance(actor, num_frames=s.num_frames, seed=s.seed)
+  performance = synthetic_performance.make_performance(actor, num_frames=s.num_frames, seed=s.seed)
   frames = performance.frames
   if s.kind == 'dense':
     targets = {'dense': targets_lib.dense_targets(frames, actor.region)}
@@ -127,7 +128,7 @@ def _save_npz(path: str, arrays: Dict[str, np.ndarray]):
 def _write_meshes(folder: str, frames: np.ndarray, faces: np.ndarray, fmt: str):
   os.makedirs(folder, exist_ok=True)
   for j, frame in enumerate(frames):
-    viz.write_colored_mesh(os.path.join(folder, f'frame_{j:04d}.{fmt}'), frame, faces)
+    mesh_io.write_colored_mesh(os.path.join(folder, f'frame_{j:04d}.{fmt}'), frame, faces)
 
 
 def evaluate_methods(results: Dict[str, Dict], truth: Optional[Dict], targets, actor: Actor

@@ -6,22 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from aim_jax import rigid_np
 from aim_jax.fitting import camera as camera_lib
 from aim_jax.fitting import targets as targets_lib
-
-
-def farthest_points(points: np.ndarray, count: int, seed: int) -> np.ndarray:
-  """Indices of `count` well-spread points (greedy farthest-point order from a seeded start)."""
-  points = np.asarray(points, np.float64)
-  count = min(count, points.shape[0])
-  rng = np.random.default_rng(seed)
-  chosen = [int(rng.integers(points.shape[0]))]
-  distance = np.linalg.norm(points - points[chosen[0]], axis=1)
-  for _ in range(count - 1):
-    nxt = int(np.argmax(distance))
-    chosen.append(nxt)
-    distance = np.minimum(distance, np.linalg.norm(points - points[nxt], axis=1))
-  return np.asarray(chosen)
 
 
 def surface_samples(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray, count: int,
@@ -31,7 +18,7 @@ def surface_samples(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarr
   triangles = np.asarray(triangles)
   inside = np.nonzero(np.asarray(region)[triangles].all(axis=1))[0]
   centroids = np.asarray(neutral)[triangles[inside]].mean(axis=1)
-  faces = inside[farthest_points(centroids, count, seed)]
+  faces = inside[rigid_np.farthest_points(centroids, count, seed)]
   rng = np.random.default_rng(seed + 1)
   bary = rng.dirichlet(np.full(3, 4.0), size=faces.shape[0])
   return faces, bary

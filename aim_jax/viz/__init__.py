@@ -1,4 +1,4 @@
-"""Pictures and mesh files for inspection: coloured meshes, software renders, plots.
+"""Pictures for inspection: vertex colours, software renders, plots.
 
 Headless (matplotlib Agg, no pyplot state), numpy + matplotlib + trimesh only; no JAX.
 Axes: +x = subject's left, +y up, +z forward (toward the viewer in a front view), mm.
@@ -10,8 +10,6 @@ from aim_jax.viz.plots import plot_bars
 from aim_jax.viz.plots import plot_loss_curves
 from aim_jax.viz.plots import plot_per_frame_error
 from aim_jax.viz.plots import plot_tradeoff
-from aim_jax.viz.ply import read_mesh
-from aim_jax.viz.ply import write_colored_mesh
 from aim_jax.viz.render import render_grid
 from aim_jax.viz.render import render_image
 from aim_jax.viz.render import render_mesh
@@ -19,6 +17,6 @@ from aim_jax.viz.render import render_views
 
 __all__ = [
     'normal_colors', 'scalar_colors', 'plot_bars', 'plot_loss_curves', 'plot_per_frame_error', 'plot_tradeoff',
-    'read_mesh', 'write_colored_mesh', 'render_grid', 'render_image', 'render_mesh',
+    'render_grid', 'render_image', 'render_mesh',
     'render_views',
 ]
