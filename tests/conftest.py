@@ -1,11 +1,34 @@
-"""Shared fixtures: `tiny_actor`, a small hand-made actor (see tests/tiny.py)."""
+"""Shared fixtures: `tiny_actor`, a small hand-made actor (see tests/tiny.py); `actor`, the
+resolution-24 synthetic actor, and `oracle`, its ground-truth fitting basis."""
+
+import os
+import sys
 
 import pytest
 
-from tiny import make_tiny_actor
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/tiny.py for sub-folders.
+
+from tiny import make_tiny_actor  # noqa: E402
+
+from aim_jax.data import synthetic  # noqa: E402
+from aim_jax.fitting import basis as basis_lib  # noqa: E402
+from aim_jax.models import aim  # noqa: E402
 
 
 @pytest.fixture
 def tiny_actor():
   """A fresh 12 x 12-vertex, 3-shape symmetric actor in mm (tests/tiny.py)."""
   return make_tiny_actor()
+
+
+@pytest.fixture(scope='session')
+def actor():
+  """The resolution-24 synthetic actor (read-only: shared by every test of the session)."""
+  return synthetic.make_synthetic_actor(resolution=24)
+
+
+@pytest.fixture(scope='session')
+def oracle(actor):
+  """The fitting basis of the synthetic actor's ground truth."""
+  spec = aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes)
+  return basis_lib.basis_from_ground_truth(actor, spec)

@@ -13,6 +13,7 @@ from typing import Dict
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg  # noqa: F401  (jax.scipy.linalg.solve_triangular)
 import numpy as np
 
 from aim_jax.fitting import camera as camera_lib
@@ -52,11 +53,18 @@ def _solve_frames(basis: ModelBasis, targets: Dict[str, TargetSet], ridge: jnp.n
     residual = lambda w: _frame_residual(w, basis, targets, values, visible)
 
     def body(w, _):
+      # The Gauss-Newton step as a least-squares problem, [J / sqrt(n); sqrt(ridge) I] dw =
+      # -[r / sqrt(n); sqrt(ridge) w], solved by QR: the normal equations square the condition
+      # number, which float32 cannot afford when learning shapes are nearly collinear (the
+      # jaw-open shapes are).
       r = residual(w)
       jac = jax.jacfwd(residual)(w)
-      lhs = jac.T @ jac / count + ridge * jnp.eye(num_coefficients)
-      rhs = -(jac.T @ r / count + ridge * w)
-      return w + jnp.linalg.solve(lhs, rhs), None
+      scale = jnp.sqrt(count).astype(jnp.float32)
+      eye = jnp.sqrt(ridge) * jnp.eye(num_coefficients, dtype=jnp.float32)
+      a = jnp.concatenate([jac / scale, eye])
+      b = -jnp.concatenate([r / scale, eye @ w])
+      q, upper = jnp.linalg.qr(a)
+      return w + jax.scipy.linalg.solve_triangular(upper, q.T @ b), None
     w, _ = jax.lax.scan(body, jnp.zeros(num_coefficients, jnp.float32), None,
                         length=iterations)
     return w
