@@ -7,9 +7,7 @@ parameters as an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import os
 import signal
 import time
@@ -260,18 +258,6 @@ def checkpoint_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointMana
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
 
-def restore_params(workdir: str, spec: aim.AIMSpec, config) -> Dict:
-  """Parameters of the latest checkpoint in workdir."""
-  optimizer = make_optimizer(config)
-  abstract = jax.eval_shape(lambda: create_state(config, spec, optimizer))
-  with checkpoint_manager(workdir) as manager:
-    step = manager.latest_step()
-    if step is None:
-      raise FileNotFoundError(f'{workdir}: no checkpoint to restore')
-    state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-  return state.params
-
-
 def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseConstraints,
           workdir: str, log: Optional[Callable[[str], None]] = print,
           stop_after: Optional[int] = None):
@@ -344,43 +330,3 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
                         'rerun the same command to resume')
   return state.params, spec, history
 
-
-def save_model(workdir: str, spec: aim.AIMSpec, config, actor: Actor,
-               constraints: SparseConstraints):
-  """Writes what `load_model` needs beside the checkpoints: model.json and constraints.npz."""
-  os.makedirs(workdir, exist_ok=True)
-  info = {'spec': dataclasses.asdict(spec), 'config': config.to_dict(),
-          'actor': {'name': actor.name, 'source': actor.source, 'shape_names':
-                    list(actor.shape_names), 'num_vertices': actor.num_vertices}}
-  tmp = os.path.join(workdir, 'model.json.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(info, f, indent=1)
-  os.replace(tmp, os.path.join(workdir, 'model.json'))
-  constraints.to_npz(os.path.join(workdir, 'constraints.npz'))
-
-
-def load_model(workdir: str):
-  """Loads a learned model: returns (params, spec, info) from workdir.
-
-  An edited model (`aim_jax/edit.py`: model.json has 'edit') also gets params['edit'], its
-  analytic operations from the workdir's edit npz, which `aim.anatomy` applies.
-  """
-  path = os.path.join(workdir, 'model.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path}: missing; is {workdir} a learn_model.py workdir?')
-  with open(path) as f:
-    info = json.load(f)
-  fields = dict(info['spec'])
-  for key in ('center', 'pivot'):
-    fields[key] = tuple(fields[key])
-  spec = aim.AIMSpec(**fields)
-  config = ml_collections.ConfigDict(info['config'])
-  params = restore_params(workdir, spec, config)
-  if info.get('edit'):  # An edited model (aim_jax/edit.py): its operations beside the weights.
-    from aim_jax.models import edit_field  # pylint: disable=import-outside-toplevel
-    file = os.path.join(workdir, info['edit'].get('file', 'edit.npz'))
-    if not os.path.exists(file):
-      raise FileNotFoundError(f'{file}: missing; model.json says {workdir} is an edited model')
-    with np.load(file) as data:
-      params['edit'] = edit_field.from_npz_arrays(data, file)
-  return params, spec, info
