@@ -25,10 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from aim_jax import eval as eval_lib
+from aim_jax import model_dir
 from aim_jax.data import synthetic
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import fit as fit_lib
-from aim_jax.fitting import pipeline
+from aim_jax.fitting import methods
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.models import aim
 from configs import fit as fit_config
@@ -117,7 +118,7 @@ def stepper(config, spec, basis, targets, num_frames, aim_spec=None, aim_params=
 def main(argv):
   del argv
   config = fit_config.get_config()
-  model = pipeline.load_fit_model(_MODEL_DIR.value)
+  model = model_dir.load_fit_model(_MODEL_DIR.value)
   actor = model.actor
   performance = synthetic.make_performance(actor, num_frames=100, seed=config.synthetic.seed)
   truth = performance.frames
@@ -141,7 +142,7 @@ def main(argv):
                                          _REFERENCE_STEPS.value, _EVAL_EVERY.value)
   # The separable variant's error after the same fit time as the per_point run took.
   same_time = [e for _, s, e in curve if s <= ref_curve[-1][1]]
-  gbs = pipeline.fit_method('gbs', config, model, targets, '/tmp', log=None)['frames']
+  gbs = methods.fit_method('gbs', config, model, targets, '/tmp', log=None)['frames']
   results['convergence'] = {
       'converged_error_mm': converged, 'converged_steps': _LONG_STEPS.value,
       'long_curve': long_curve,

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from aim_jax import learning
-from aim_jax import pipeline
+from aim_jax import model_dir
+from aim_jax.runs import learn as learn_run
 from aim_jax.data import synthetic
 from configs import learn_test
 
@@ -22,9 +23,9 @@ def make_model_workdir(workdir: str, seed: int = 0) -> str:
   config = learn_test.get_config()
   config.actor.seed = seed
   actor = synthetic.make_synthetic_actor(config.actor.resolution, seed)
-  constraints = pipeline.constraints_for(actor, config, workdir, None)
+  constraints = learn_run.constraints_for(actor, config, workdir, None)
   spec = learning.model_spec(config, actor)
-  learning.save_model(workdir, spec, config, actor, constraints)
+  model_dir.save_model(workdir, spec, config, actor, constraints)
   state = learning.create_state(config, spec, learning.make_optimizer(config))
   jaw = state.params['jaw']
   key = jax.random.PRNGKey(seed)

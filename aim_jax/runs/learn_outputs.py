@@ -95,8 +95,8 @@ def write_learning_outputs(workdir: str, config, actor: Actor, constraints: Spar
                   [dict(p, view='side') for p in panels], ncols=4)
   viz.render_views(os.path.join(render_dir, 'error.png'), neutral, faces, error,
                    views=('front', 'three_quarter'), cmap='inferno', vmin=0.0,
-                   vmax=float(np.percentile(error, 99)), colorbar_label='mean error over shapes (mm)',
-                   title='per-vertex reconstruction error')
+                   vmax=float(np.percentile(error, 99)),
+                   colorbar_label='mean error over shapes (mm)', title='per-vertex reconstruction error')
   viz.render_views(os.path.join(render_dir, 'constraints.png'), actor.neutral, faces,
                    np.where(constrained, 1.0, 0.0), views=('front', 'side'), cmap='viridis',
                    vmin=0, vmax=1, colorbar_label='carries a sparse constraint',
