@@ -22,6 +22,7 @@ from aim_jax.ablation import runner
 from aim_jax.ablation import studies as studies_lib
 from aim_jax.data import ActorError, load_actor_source
 from aim_jax.train_loop import StopRequested
+import ablate_jobs  # experiments/ablate_jobs.py, beside this file.
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/ablate.py',
                                           'Ablation configuration file.', lock_config=True)
@@ -42,6 +43,9 @@ def main(argv):
   log = lambda line: print(line, flush=True)
   try:
     studies = studies_lib.parse_studies(_STUDY.value)
+  except ValueError as err:
+    raise SystemExit(f'error: --study: {err}') from None
+  try:
     jobs = runner.make_jobs(config, studies, _ACTOR.value, _WORKDIR.value)
     actor = load_actor_source(_ACTOR.value, config.learn)
     if actor.ground_truth is None:
@@ -50,12 +54,12 @@ def main(argv):
     raise SystemExit(f'error: {err}') from None
   if not _REPORT_ONLY.value:
     try:
-      runner.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
+      ablate_jobs.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
     except StopRequested as stop:
       raise SystemExit(str(stop)) from None
     except ValueError as err:
       raise SystemExit(f'error: {err}') from None
-  text = report_lib.write_report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
+  text = report_lib.report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
   log(text)
 
 

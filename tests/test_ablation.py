@@ -1,6 +1,6 @@
-"""Ablations (aim_jax/ablation, experiments/ablate.py): study definitions, the agreement
-statements on known answers, and every study end to end on the quick config (resume, skip,
-subprocess jobs)."""
+"""Ablations (aim_jax/ablation, experiments/ablate.py, experiments/ablate_jobs.py): study
+definitions, the agreement statements on known answers, and every study end to end on the quick
+config (resume, skip, subprocess jobs)."""
 
 import csv
 import os
@@ -15,6 +15,7 @@ from aim_jax.ablation import runner
 from aim_jax.ablation import studies
 from aim_jax.data import synthetic
 from configs import ablate_quick
+from experiments import ablate_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -99,7 +100,7 @@ def test_every_study_end_to_end_with_resume(tmp_path):
   config.parallel_jobs = 2
   hidden_jobs = runner.make_jobs(config, ['hidden'], 'synthetic', workdir)
   assert [j.run for j in hidden_jobs] == ['full', 'hidden_16']
-  status = runner.run_jobs(hidden_jobs, parallel=2, log=None)
+  status = ablate_jobs.run_jobs(hidden_jobs, parallel=2, log=None)
   assert set(status.values()) == {'done'}, status
   # The rest in this process: the two finished jobs are kept, the full model only gains fits.
   config.parallel_jobs = 1
@@ -131,7 +132,7 @@ def test_every_study_end_to_end_with_resume(tmp_path):
   checkpoints = os.listdir(os.path.join(workdir, 'runs', 'gelu', 'seed_0', 'model',
                                         'checkpoints'))
   jobs = runner.make_jobs(config, studies.STUDIES, 'synthetic', workdir)
-  status = runner.run_jobs(jobs, log=None)
+  status = ablate_jobs.run_jobs(jobs, log=None)
   assert [os.path.basename(os.path.dirname(k)) for k, v in status.items() if v == 'done'] == [
       'gelu']
   after = _mtimes(workdir)
@@ -158,7 +159,7 @@ def test_a_workdir_of_another_config_is_refused(tmp_path):
   runner.write_job(job)  # The same job again is fine.
   config.learn.train.num_steps += 10
   changed = runner.make_jobs(config, ['activation'], 'synthetic', str(tmp_path))[0]
-  with pytest.raises(ValueError, match='learn.train.num_steps.*new --workdir'):
+  with pytest.raises(ValueError, match='learn.train.num_steps.*new workdir'):
     runner.write_job(changed)
   # Fitting more sequences is not a change of config.
   more = runner.make_jobs(config, ['activation', 'losses'], 'synthetic', str(tmp_path))[0]
