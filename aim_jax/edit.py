@@ -14,29 +14,26 @@ Regions (on the model's template points c, mm):
 - 'mask': a file (.npy or text) holding a (V,) 0/1 mask or a list of vertex ids.
 Each has a smooth falloff (mm) outside it, and can be mirrored across the actor's sagittal plane.
 
-An edited model is a model workdir like `learn_model.py`'s: the checkpoints of the model it was
-made from (copied), model.json with an 'edit' entry describing the operations, and edit.npz with
-their arrays. `learning.load_model`, `fitting.pipeline.load_fit_model`, `fit_sequence.py` and
-`retarget.py` accept it; editing an edited model appends operations.
+An edited model is a model directory like a learned one (`aim_jax/model_dir.py`, which writes
+and reads it): the checkpoints of the model it was made from (copied), model.json with an 'edit'
+entry describing the operations, and edit.npz with their arrays. `model_dir.load_model` returns
+the operations apart from the params (`LoadedModel.edit`), and every evaluation takes them as
+its `edit` argument; editing an edited model appends operations. The edit run (report, meshes,
+renders) is `aim_jax/runs/edit.py`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from typing import Dict, List, Optional, Sequence
 
 import jax
 import ml_collections
 import numpy as np
 
-from aim_jax import mesh_io
 from aim_jax import rigid_np
-from aim_jax import viz
 from aim_jax.data.actor import Actor
-from aim_jax.models import aim
-from aim_jax.models import edit_field
+from aim_jax.models import aim, edit_field
 
 REGION_KINDS = ('sphere', 'vertices', 'mask')
 
@@ -189,11 +186,10 @@ def _same_points(a: np.ndarray, b: np.ndarray, tol: float = 1e-3) -> bool:
   return bool(np.all(d.min(axis=1) < tol))
 
 
-def edited_params(params: Dict, ops: Sequence[Dict]) -> Dict:
-  """The params of the edited model: `ops` appended to any edit the model already has."""
-  out = dict(params)
-  out['edit'] = list(params.get('edit', [])) + [dict(op) for op in ops]
-  return out
+def combined_edit(edit: Optional[Sequence[Dict]], ops: Sequence[Dict]) -> List[Dict]:
+  """The edited model's operations: `ops` appended to any edit the model already has (None:
+  an unedited model)."""
+  return list(edit or []) + [dict(op) for op in ops]
 
 
 def region_weight(ops: Sequence[Dict], points_mm: np.ndarray) -> np.ndarray:
@@ -203,48 +199,10 @@ def region_weight(ops: Sequence[Dict], points_mm: np.ndarray) -> np.ndarray:
   return np.max(np.stack(weights), axis=0)
 
 
-def write_edited_model(base_dir: str, out_dir: str, params: Dict, info: Dict,
-                       description: Dict) -> str:
-  """Writes an edited model workdir: base checkpoints copied, model.json + edit.npz.
-
-  Args:
-    base_dir: the model it was made from (a learn_model.py workdir or an edited one).
-    out_dir: the new workdir (must not hold a model already).
-    params: the edited params (with 'edit', all operations).
-    info: the base model's model.json content.
-    description: this edit's description (appended to the base's history).
-  Returns:
-    out_dir.
-  """
-  if os.path.abspath(base_dir) == os.path.abspath(out_dir):
-    raise EditError(f'{out_dir}: the edited model needs its own workdir, not the base model\'s')
-  if os.path.exists(os.path.join(out_dir, 'model.json')):
-    raise EditError(f'{out_dir}: already holds a model; choose a new --workdir')
-  source = os.path.join(base_dir, 'checkpoints')
-  if not os.path.isdir(source):
-    raise EditError(f'{source}: missing; is {base_dir} a learn_model.py workdir?')
-  os.makedirs(out_dir, exist_ok=True)
-  target = os.path.join(out_dir, 'checkpoints')
-  if os.path.exists(target):
-    shutil.rmtree(target)
-  shutil.copytree(source, target)
-  if os.path.exists(os.path.join(base_dir, 'constraints.npz')):
-    shutil.copy2(os.path.join(base_dir, 'constraints.npz'), out_dir)
-  np.savez(os.path.join(out_dir, 'edit.npz'), **edit_field.to_npz_arrays(params['edit']))
-  history = list(info.get('edit', {}).get('history', [])) + [description]
-  new_info = dict(info)
-  new_info['edit'] = {'file': 'edit.npz', 'base_model': os.path.abspath(base_dir),
-                      'history': history, 'num_operations': len(params['edit'])}
-  tmp = os.path.join(out_dir, 'model.json.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(new_info, f, indent=1)
-  os.replace(tmp, os.path.join(out_dir, 'model.json'))
-  return out_dir
-
-
-def evaluate(params: Dict, spec: aim.AIMSpec, points: np.ndarray) -> Dict[str, np.ndarray]:
+def evaluate(params: Dict, spec: aim.AIMSpec, points: np.ndarray,
+             edit: Optional[Sequence[Dict]] = None) -> Dict[str, np.ndarray]:
   """Every field and shape of a (possibly edited) model at the template points (numpy, mm)."""
-  return aim.evaluate_chunked(params, points, spec)
+  return aim.evaluate_chunked(params, points, spec, edit=edit)
 
 
 def shape_carry_residual(before: Dict, after: Dict, params: Dict, spec: aim.AIMSpec
@@ -299,81 +257,3 @@ def edit_report(before: Dict, after: Dict, weight: np.ndarray, params: Dict,
                         'carry_residual_mm': float(carry[i])}
                  for i, name in enumerate(shape_names)},
   }
-
-
-def render_before_after(path: str, before: Dict, after: Dict, faces: np.ndarray,
-                        shape_names: Sequence[str], shapes: Sequence[str] = (),
-                        view='three_quarter', title: Optional[str] = None) -> str:
-  """A PNG grid: per row one shape (the neutral first) before, after, and after coloured by its
-  displacement (mm); a last row with the thickness before and after."""
-  indices = [0] + [shape_names.index(s) for s in shapes if s in shape_names and s != 'neutral']
-  moved = np.linalg.norm(after['shapes'] - before['shapes'], axis=-1)
-  vmax = max(0.5, float(moved[indices].max()))
-  panels = []
-  for i in indices:
-    name = shape_names[i]
-    panels.append(dict(vertices=before['shapes'][i], faces=faces, title=f'{name}: before',
-                       view=view))
-    panels.append(dict(vertices=after['shapes'][i], faces=faces, title=f'{name}: after',
-                       view=view))
-    panels.append(dict(vertices=after['shapes'][i], faces=faces, values=moved[i],
-                       cmap='magma', vmin=0.0, vmax=vmax, label='moved mm',
-                       title=f'{name}: change (max {moved[i].max():.2f} mm)', view=view))
-  tmax = float(max(before['thickness'].max(), after['thickness'].max()))
-  panels.append(dict(vertices=before['shapes'][0], faces=faces, values=before['thickness'],
-                     vmin=0.0, vmax=tmax, label='thickness mm', title='thickness: before',
-                     view=view))
-  panels.append(dict(vertices=after['shapes'][0], faces=faces, values=after['thickness'],
-                     vmin=0.0, vmax=tmax, label='thickness mm', title='thickness: after',
-                     view=view))
-  bone = np.linalg.norm(after['bone'] - before['bone'], axis=-1)
-  panels.append(dict(vertices=after['shapes'][0], faces=faces, values=bone, cmap='magma',
-                     vmin=0.0, vmax=max(0.5, float(bone.max())), label='bone moved mm',
-                     title='bone displacement', view=view))
-  return viz.render_grid(path, panels, ncols=3, title=title, share_limits=True)
-
-
-def run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
-             log=print) -> Dict:
-  """Edits the model in `model_dir`, writes the edited model to `workdir` with its report,
-  meshes and before/after renders. Returns the report."""
-  from aim_jax import learning  # pylint: disable=import-outside-toplevel
-  from aim_jax.fitting import pipeline  # pylint: disable=import-outside-toplevel
-  params, spec, info = learning.load_model(model_dir)
-  actor = pipeline.actor_of_model(info)
-  ops, description = make_ops(config, actor)
-  new_params = edited_params(params, ops)
-  write_edited_model(model_dir, workdir, new_params, info, description)
-  points = np.asarray(actor.neutral, np.float32)
-  before = evaluate(params, spec, points)
-  after = evaluate(new_params, spec, points)
-  weight = region_weight(ops, points)
-  names = list(info['actor']['shape_names'])
-  report = {'base_model': model_dir, 'edit': description,
-            **edit_report(before, after, weight, new_params, spec, names)}
-  with open(os.path.join(workdir, 'edit_report.json'), 'w') as f:
-    json.dump(report, f, indent=1)
-  if config.output.meshes:
-    folder = os.path.join(workdir, 'meshes')
-    os.makedirs(folder, exist_ok=True)
-    moved = np.linalg.norm(after['shapes'] - before['shapes'], axis=-1)
-    for i, name in enumerate(names):
-      mesh_io.write_colored_mesh(os.path.join(folder, f'{i:02d}_{name}.ply'), after['shapes'][i],
-                                 actor.faces, viz.scalar_colors(moved[i], cmap='magma', vmin=0.0))
-    mesh_io.write_colored_mesh(os.path.join(folder, 'neutral_before.ply'), before['shapes'][0],
-                               actor.faces)
-  if config.output.render:
-    render_before_after(os.path.join(workdir, 'renders', 'before_after.png'), before, after,
-                        actor.faces, names, [s for s in config.output.render_shapes.split(',')
-                                             if s], view=config.output.view,
-                        title=f'{info["actor"]["name"]}: edit {description["region"]["kind"]}, '
-                              f'thickness x{description["thickness_scale"]:g} '
-                              f'+{description["thickness_offset_mm"]:g} mm, bone '
-                              f'{np.round(description["bone_offset_mm"], 1).tolist()} mm')
-  if log:
-    n = report['neutral_displacement_mm']
-    log(f'edited {model_dir} -> {workdir}: {report["vertices"]["affected"]} vertices affected, '
-        f'neutral moved {n["affected"]["mean"]:.2f} mm on average there (max '
-        f'{n["affected"]["max"]:.2f} mm), untouched vertices moved {n["untouched_max"]:.2g} mm; '
-        f'expressions carry the edit to {max(v["carry_residual_mm"] for v in report["shapes"].values()):.1e} mm')
-  return report

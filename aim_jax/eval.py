@@ -8,6 +8,7 @@ import numpy as np
 
 from aim_jax import rigid_np
 from aim_jax.data.actor import GroundTruth
+from aim_jax.geometry import rotation_angle_deg
 
 
 def vertex_errors(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -85,7 +86,6 @@ def jaw_errors(rotation: np.ndarray, translation: np.ndarray, gt_rotation: np.nd
   Args:
     rotation, gt_rotation: (T, 3, 3); translation, gt_translation: (T, 3) mm; pivot: (3,) mm.
   """
-  from aim_jax.geometry import rotation_angle_deg
   if probe is None:
     probe = pivot + np.array([[0.0, 0.0, 0.0], [0.0, -50.0, 60.0], [40.0, -30.0, 30.0],
                               [-40.0, -30.0, 30.0]])
@@ -94,3 +94,31 @@ def jaw_errors(rotation: np.ndarray, translation: np.ndarray, gt_rotation: np.nd
                                 axis=-1).mean(axis=-1)
   return {'rotation_deg': stats(rotation_angle_deg(rotation, gt_rotation)),
           'displacement_mm': stats(displacement)}
+
+
+def sequence_errors(results: Dict[str, Dict], reference: np.ndarray, region: np.ndarray,
+                    truth_jaw: Optional[Dict] = None,
+                    pivot: Optional[np.ndarray] = None) -> Dict[str, Dict]:
+  """Errors of several methods' frame sequences against one reference sequence.
+
+  Args:
+    results: {method: {'frames' (F, V, 3) mm, optionally 'jaw_rotation' (F, 3, 3),
+      'jaw_translation' (F, 3) mm}}.
+    reference: (F, V, 3) mm the frames compared with.
+    region: (V,) bool, the vertices counted.
+    truth_jaw: optionally 'jaw_rotation' (F, 3, 3) and 'jaw_translation' (F, 3) mm, the true
+      jaw transforms about `pivot` (3,) mm; methods with jaws get `jaw_errors` against them.
+  Returns:
+    {'error_mm': {method: stats}, 'per_frame_mm': {method: (F,) mean over the region},
+    'jaw': {method: jaw errors}}.
+  """
+  report = {'error_mm': {}, 'per_frame_mm': {}, 'jaw': {}}
+  for method, result in results.items():
+    errors = vertex_errors(result['frames'], reference)[:, region]
+    report['error_mm'][method] = stats(errors)
+    report['per_frame_mm'][method] = errors.mean(axis=1)
+    if truth_jaw is not None and 'jaw_rotation' in truth_jaw and 'jaw_rotation' in result:
+      report['jaw'][method] = jaw_errors(
+          result['jaw_rotation'], result['jaw_translation'], truth_jaw['jaw_rotation'],
+          truth_jaw['jaw_translation'], pivot)
+  return report

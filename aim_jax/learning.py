@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
-import signal
-import time
 from typing import Callable, Dict, Optional, Tuple
 
 import flax
@@ -21,16 +17,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
-from aim_jax import geometry
-from aim_jax import losses
-from aim_jax import metrics_log
-from aim_jax import progress as progress_lib
-from aim_jax import train_loop
+from aim_jax import geometry, losses, train_loop
 from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
+
 
 @flax.struct.dataclass
 class ConstraintTargets:
@@ -323,24 +315,6 @@ def reconstruction_error_mm(params, spec: aim.AIMSpec, actor: Actor) -> np.ndarr
   return np.linalg.norm(shapes - actor.shapes, axis=-1)
 
 
-def checkpoint_manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
-
-
-def restore_params(workdir: str, spec: aim.AIMSpec, config) -> Dict:
-  """Parameters of the latest checkpoint in workdir."""
-  optimizer = make_optimizer(config)
-  abstract = jax.eval_shape(lambda: create_state(config, spec, optimizer))
-  with checkpoint_manager(workdir) as manager:
-    step = manager.latest_step()
-    if step is None:
-      raise FileNotFoundError(f'{workdir}: no checkpoint to restore')
-    state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
-  return state.params
-
-
 def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseConstraints,
           workdir: Optional[str], log: Optional[Callable[[str], None]] = print,
           stop_after: Optional[int] = None):
@@ -377,43 +351,3 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
       block_fn=lambda s: train_block(s, data, settings, block))
   return state.params, spec, history
 
-
-def save_model(workdir: str, spec: aim.AIMSpec, config, actor: Actor,
-               constraints: SparseConstraints):
-  """Writes what `load_model` needs beside the checkpoints: model.json and constraints.npz."""
-  os.makedirs(workdir, exist_ok=True)
-  info = {'spec': dataclasses.asdict(spec), 'config': config.to_dict(),
-          'actor': {'name': actor.name, 'source': actor.source, 'shape_names':
-                    list(actor.shape_names), 'num_vertices': actor.num_vertices}}
-  tmp = os.path.join(workdir, 'model.json.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(info, f, indent=1)
-  os.replace(tmp, os.path.join(workdir, 'model.json'))
-  constraints.to_npz(os.path.join(workdir, 'constraints.npz'))
-
-
-def load_model(workdir: str):
-  """Loads a learned model: returns (params, spec, info) from workdir.
-
-  An edited model (`aim_jax/edit.py`: model.json has 'edit') also gets params['edit'], its
-  analytic operations from the workdir's edit npz, which `aim.anatomy` applies.
-  """
-  path = os.path.join(workdir, 'model.json')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path}: missing; is {workdir} a learn_model.py workdir?')
-  with open(path) as f:
-    info = json.load(f)
-  fields = dict(info['spec'])
-  for key in ('center', 'pivot'):
-    fields[key] = tuple(fields[key])
-  spec = aim.AIMSpec(**fields)
-  config = ml_collections.ConfigDict(info['config'])
-  params = restore_params(workdir, spec, config)
-  if info.get('edit'):  # An edited model (aim_jax/edit.py): its operations beside the weights.
-    from aim_jax.models import edit_field  # pylint: disable=import-outside-toplevel
-    file = os.path.join(workdir, info['edit'].get('file', 'edit.npz'))
-    if not os.path.exists(file):
-      raise FileNotFoundError(f'{file}: missing; model.json says {workdir} is an edited model')
-    with np.load(file) as data:
-      params['edit'] = edit_field.from_npz_arrays(data, file)
-  return params, spec, info

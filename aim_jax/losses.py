@@ -33,8 +33,9 @@ def expression_small(deltas: jnp.ndarray) -> jnp.ndarray:
 
   Not in the paper. Reconstruction alone cannot tell a jaw motion from an expression delta
   that copies it (E is free), and a SIREN learns E faster than the jaw transforms, so without
-  this small prior the learned jaws open a third of the true angle (weight 1e-2: learned jaws within 0.4 deg on the demo). With it, the rigid part of
-  each shape goes to T_i and E keeps the non-rigid rest.
+  this small prior the learned jaws open a third of the true angle (weight 1e-2: learned jaws
+  within 0.4 deg on the demo). With it, the rigid part of each shape goes to T_i and E keeps the
+  non-rigid rest.
   """
   return jnp.mean(jnp.sum(deltas ** 2, axis=-1))
 

@@ -18,13 +18,11 @@ from typing import Callable, Dict, Optional
 import ml_collections
 import numpy as np
 
-from aim_jax.anatomy import bone_fit
+from aim_jax.anatomy import bone_fit, ict_bones, skull_template
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.anatomy import depths as depths_lib
-from aim_jax.anatomy import ict_bones
-from aim_jax.anatomy import skull_template
 from aim_jax.data import folder as folder_lib
-from aim_jax.data import ict
+from aim_jax.data import ict, synthetic
 from aim_jax.data.actor import Actor, ActorError, make_actor
 from aim_jax.viz import render
 
@@ -219,7 +217,6 @@ def prepare_actor(source: str, out: str, config: ml_collections.ConfigDict,
   start = time.perf_counter()
   extra = None
   if source == 'synthetic':
-    from aim_jax.data import synthetic  # pylint: disable=import-outside-toplevel
     actor = synthetic.make_synthetic_actor(config.synthetic.resolution, config.synthetic.seed)
     report = {'source': 'synthetic'}
   elif source == 'ict':

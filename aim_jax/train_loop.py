@@ -16,7 +16,6 @@ resuming. A loop (`learning.train`, `fitting.fit.fit_frames`) builds its jitted 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import shutil

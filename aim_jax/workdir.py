@@ -93,7 +93,8 @@ class Lock:
         if isinstance(pid, int) and (host != me['host'] or _alive(pid)):
           where = '' if host == me['host'] else f' on {host}'
           raise WorkdirError(f'{self.workdir}: in use by process {pid}{where} '
-                             f'({holder.get("command", "?")}); wait for it to end or stop it')
+                             f'({holder.get("command", "?")}); wait for it to end or stop it'
+                             ) from None
         if self.log:
           self.log(f'warning: {self.workdir}: taking over the lock of process {pid}, which is '
                    'no longer running')

@@ -18,18 +18,17 @@ import os
 import platform
 import time
 
-from absl import app
-from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import app, flags
 
 from aim_jax import eval as eval_lib
-from aim_jax.data import synthetic
-from aim_jax.data import synthetic_performance
+from aim_jax import model_dir
+from aim_jax.data import synthetic, synthetic_performance
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import fit as fit_lib
-from aim_jax.fitting import pipeline
+from aim_jax.fitting import methods
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.models import aim
 from configs import fit as fit_config
@@ -89,7 +88,7 @@ def time_to_reach(curve, threshold):
 def step_ms(step_fns, rounds, steps=20):
   """Alternating rounds: {name: median ms per step}."""
   times = {name: [] for name in step_fns}
-  for name, run in step_fns.items():
+  for run in step_fns.values():
     run(2)  # Compile and warm up.
   for _ in range(rounds):
     for name, run in step_fns.items():
@@ -120,7 +119,7 @@ def stepper(config, spec, basis, targets, num_frames, aim_spec=None, aim_params=
 def main(argv):
   del argv
   config = fit_config.get_config()
-  model = pipeline.load_fit_model(_MODEL_DIR.value)
+  model = model_dir.load_fit_model(_MODEL_DIR.value)
   actor = model.actor
   performance = synthetic_performance.make_performance(actor, num_frames=100,
                                                        seed=config.synthetic.seed)
@@ -145,7 +144,7 @@ def main(argv):
                                          _REFERENCE_STEPS.value, _EVAL_EVERY.value)
   # The separable variant's error after the same fit time as the per_point run took.
   same_time = [e for _, s, e in curve if s <= ref_curve[-1][1]]
-  gbs = pipeline.fit_method('gbs', config, model, targets, '/tmp', log=None)['frames']
+  gbs = methods.fit_method('gbs', config, model, targets, '/tmp', log=None)['frames']
   results['convergence'] = {
       'converged_error_mm': converged, 'converged_steps': _LONG_STEPS.value,
       'long_curve': long_curve,

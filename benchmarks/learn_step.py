@@ -17,11 +17,10 @@ import os
 import platform
 import time
 
-from absl import app
-from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import app, flags
 
 from aim_jax import learning
 from aim_jax.anatomy import constraints as constraints_lib

@@ -22,14 +22,11 @@ import sys
 import tempfile
 import time
 
-from absl import app
-from absl import flags
-from absl import logging
 import jax
 import numpy as np
+from absl import app, flags, logging
 
-from aim_jax import learning
-from aim_jax import train_loop
+from aim_jax import learning, train_loop
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.data import synthetic
 from aim_jax.fitting import fit as fit_lib

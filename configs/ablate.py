@@ -10,8 +10,7 @@ Override anything on the command line, e.g. `--config.learn.train.num_steps=1000
 
 import ml_collections
 
-from configs import fit
-from configs import learn_demo
+from configs import fit, learn_demo
 
 
 def get_config() -> ml_collections.ConfigDict:

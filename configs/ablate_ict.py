@@ -2,8 +2,7 @@
 performance.npz), sized for a 2-core CPU: `learn_ict.py` (jaw prior on) at 1,500 steps, one
 seed. Run with `--study=activation,losses,baselines` (the hidden-size study works too, slowly)."""
 
-from configs import ablate
-from configs import learn_ict
+from configs import ablate, learn_ict
 
 
 def get_config():

@@ -1,8 +1,6 @@
 """Every ablation study end to end in a couple of minutes (CI; the numbers mean nothing)."""
 
-from configs import ablate
-from configs import fit_test
-from configs import learn_test
+from configs import ablate, fit_test, learn_test
 
 
 def get_config():

@@ -1,7 +1,6 @@
 """A tiny retargeting run for the tests: seconds on a CPU, numbers not meaningful."""
 
-from configs import fit_test
-from configs import retarget
+from configs import fit_test, retarget
 
 
 def get_config():

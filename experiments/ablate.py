@@ -12,9 +12,8 @@ a checkpoint interval. `--report_only` rewrites report.md, results.csv, plots/ a
 from the finished jobs.
 """
 
-from absl import app
-from absl import flags
-from absl import logging
+import ablate_jobs  # experiments/ablate_jobs.py, beside this file.
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aim_jax.ablation import report as report_lib
@@ -42,6 +41,9 @@ def main(argv):
   log = lambda line: print(line, flush=True)
   try:
     studies = studies_lib.parse_studies(_STUDY.value)
+  except ValueError as err:
+    raise SystemExit(f'error: --study: {err}') from None
+  try:
     jobs = runner.make_jobs(config, studies, _ACTOR.value, _WORKDIR.value)
     actor = load_actor_source(_ACTOR.value, config.learn)
     if actor.ground_truth is None:
@@ -50,12 +52,12 @@ def main(argv):
     raise SystemExit(f'error: {err}') from None
   if not _REPORT_ONLY.value:
     try:
-      runner.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
+      ablate_jobs.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
     except StopRequested as stop:
       raise SystemExit(str(stop)) from None
     except ValueError as err:
       raise SystemExit(f'error: {err}') from None
-  text = report_lib.write_report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
+  text = report_lib.report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
   log(text)
 
 

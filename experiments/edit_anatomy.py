@@ -7,16 +7,16 @@ r"""Edits a learned AIM's anatomy or soft tissue and writes the edited model (ai
   python experiments/edit_anatomy.py --model_dir=runs/actor --workdir=runs/actor_lips \
       --config.region.kind=mask --config.region.mask=lips.npy --config.thickness_scale=1.3
 
-The edited workdir is a model workdir: fit_sequence.py and retarget.py accept it.
+The edited workdir is a model directory (aim_jax/model_dir.py): fit_sequence.py and retarget.py
+accept it.
 """
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aim_jax import edit
 from aim_jax.data import ActorError
+from aim_jax.runs import edit as edit_run
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/edit.py',
                                           'Edit configuration file.', lock_config=True)
@@ -30,8 +30,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   try:
-    edit.run_edit(_CONFIG.value, _MODEL_DIR.value, _WORKDIR.value,
-                  log=lambda line: print(line, flush=True))
+    edit_run.run_edit(_CONFIG.value, _MODEL_DIR.value, _WORKDIR.value,
+                      log=lambda line: print(line, flush=True))
   except (edit.EditError, ActorError, FileNotFoundError, ValueError) as err:
     raise SystemExit(f'error: {err}') from None
 

@@ -12,14 +12,12 @@ picks dense, markers or landmarks), a folder of OBJ/PLY frames in the actor's to
 npz (formats: aim_jax/fitting/io.py and the README). A rerun with the same workdir resumes.
 """
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aim_jax.data import ActorError
 from aim_jax.fitting import io as fit_io
-from aim_jax.fitting import pipeline
+from aim_jax.runs import fit as fit_run
 from aim_jax.train_loop import StopRequested
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/fit.py',
@@ -36,27 +34,12 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where fits and reports go.', re
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  config = _CONFIG.value
-  log = lambda line: print(line, flush=True)
   try:
-    pipeline.parse_methods(config)  # Before the model is loaded, so a typo fails fast.
-    model = pipeline.load_fit_model(_MODEL_DIR.value)
-    actor = model.actor
-    if _TARGETS.value == 'synthetic':
-      if actor.ground_truth is None:
-        raise fit_io.TargetError(f'{_MODEL_DIR.value}: --targets=synthetic needs a model '
-                                 'learned on the synthetic actor')
-      targets, truth = pipeline.synthetic_sequence_targets(config, actor)
-    else:
-      targets, truth = fit_io.read_targets(_TARGETS.value, actor.faces, actor.num_vertices,
-                                           _UNITS.value)
-    if _GROUND_TRUTH.value:
-      num_frames = next(iter(targets.values())).num_frames
-      truth = fit_io.read_ground_truth(_GROUND_TRUTH.value, actor.num_vertices, num_frames)
+    fit_run.run_fit(_CONFIG.value, _MODEL_DIR.value, _TARGETS.value, _WORKDIR.value,
+                    ground_truth=_GROUND_TRUTH.value, units=_UNITS.value,
+                    log=lambda line: print(line, flush=True))
   except (ActorError, fit_io.TargetError, FileNotFoundError, ValueError) as err:
     raise SystemExit(f'error: {err}') from None
-  try:
-    pipeline.fit_and_report(config, model, targets, truth, _WORKDIR.value, log=log)
   except StopRequested as stop:
     raise SystemExit(str(stop)) from None
 

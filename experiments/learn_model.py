@@ -7,15 +7,12 @@ r"""Learns an actor's AIM model (supplementary Fig. 11) and evaluates it.
 A rerun with the same workdir resumes from its last checkpoint.
 """
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aim_jax import learning
 from aim_jax import train_loop
-from aim_jax import pipeline
 from aim_jax.data import ActorError, load_actor_source
+from aim_jax.runs import learn as learn_run
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/learn_demo.py',
                                           'Learning configuration file.', lock_config=True)
@@ -33,8 +30,8 @@ def main(argv):
   except ActorError as err:
     raise SystemExit(f'error: {err}') from None
   try:
-    pipeline.learn_and_evaluate(config, actor, _WORKDIR.value,
-                                log=lambda line: print(line, flush=True))
+    learn_run.learn_and_evaluate(config, actor, _WORKDIR.value,
+                                 log=lambda line: print(line, flush=True))
   except train_loop.StopRequested as stop:
     raise SystemExit(str(stop)) from None
 

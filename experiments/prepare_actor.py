@@ -9,9 +9,7 @@ r"""Prepares an actor folder for learning: meshes, bones, constraints, bone repo
 Then: python experiments/learn_model.py --config=configs/learn.py --actor=actors/ict0 ...
 """
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aim_jax import prepare

@@ -1,4 +1,5 @@
-r"""Retargets a performance from a source actor's AIM to a target actor's (aim_jax/retarget.py).
+r"""Retargets a performance from a source actor's AIM to a target actor's (aim_jax/retarget.py,
+aim_jax/runs/retarget.py).
 
   # Fit the source model to its synthetic performance, retarget, compare with the same recipe
   # played on the target actor:
@@ -18,14 +19,13 @@ meshes/, report.json (errors against ground truth when known), per_frame.csv,
 renders/strip.png and renders/retarget.gif.
 """
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aim_jax import retarget
 from aim_jax.data import ActorError
 from aim_jax.fitting import io as fit_io
+from aim_jax.runs import retarget as retarget_run
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/retarget.py',
                                           'Retargeting configuration file.', lock_config=True)
@@ -49,10 +49,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   try:
-    retarget.run_retarget(_CONFIG.value, _SOURCE_MODEL.value, _TARGET_MODEL.value,
-                          _WORKDIR.value, source_fit=_SOURCE_FIT.value,
-                          source_frames=_SOURCE_FRAMES.value, ground_truth=_GROUND_TRUTH.value,
-                          units=_UNITS.value, log=lambda line: print(line, flush=True))
+    retarget_run.run_retarget(_CONFIG.value, _SOURCE_MODEL.value, _TARGET_MODEL.value,
+                              _WORKDIR.value, source_fit=_SOURCE_FIT.value,
+                              source_frames=_SOURCE_FRAMES.value,
+                              ground_truth=_GROUND_TRUTH.value, units=_UNITS.value,
+                              log=lambda line: print(line, flush=True))
   except (retarget.RetargetError, ActorError, fit_io.TargetError, FileNotFoundError,
           ValueError) as err:
     raise SystemExit(f'error: {err}') from None

@@ -1,6 +1,6 @@
-"""Ablations (aim_jax/ablation, experiments/ablate.py): study definitions, the agreement
-statements on known answers, and every study end to end on the quick config (resume, skip,
-subprocess jobs)."""
+"""Ablations (aim_jax/ablation, experiments/ablate.py, experiments/ablate_jobs.py): study
+definitions, the agreement statements on known answers, and every study end to end on the quick
+config (resume, skip, subprocess jobs)."""
 
 import csv
 import os
@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from aim_jax.ablation import report as report_lib
-from aim_jax.ablation import runner
-from aim_jax.ablation import studies
-from aim_jax.data import synthetic
+from aim_jax.ablation import runner, studies
 from configs import ablate_quick
+from experiments import ablate_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,7 +68,8 @@ def test_agreement_statements_follow_the_numbers():
   text = ' '.join(report_lib.agreement('losses', rows))
   assert ('Removing L_A hurts the recovered anatomy most: agrees (worst bone error no_L_A, '
           '9.00 mm; full L_Model 2.00 mm)') in text
-  assert 'bone error where unconstrained, best first): L_Model 2.00, no_L_D 3.00, no_L_A 9.00' in text
+  assert ('bone error where unconstrained, best first): L_Model 2.00, no_L_D 3.00, no_L_A 9.00'
+          in text)
   assert ('Full L_Model best (the paper\'s claim): agrees; L_Model against no_L_D: gap 0.090 mm'
           in text)
   assert 'Removing L_A hurts most (the paper\'s claim): agrees' in text
@@ -99,7 +99,7 @@ def test_every_study_end_to_end_with_resume(tmp_path):
   config.parallel_jobs = 2
   hidden_jobs = runner.make_jobs(config, ['hidden'], 'synthetic', workdir)
   assert [j.run for j in hidden_jobs] == ['full', 'hidden_16']
-  status = runner.run_jobs(hidden_jobs, parallel=2, log=None)
+  status = ablate_jobs.run_jobs(hidden_jobs, parallel=2, log=None)
   assert set(status.values()) == {'done'}, status
   # The rest in this process: the two finished jobs are kept, the full model only gains fits.
   config.parallel_jobs = 1
@@ -112,10 +112,11 @@ def test_every_study_end_to_end_with_resume(tmp_path):
     lines = list(csv.DictReader(f))
   # 3 activations + 5 loss variants + 2 widths + 3 baselines, one seed each.
   assert len(lines) == 13
-  assert {l['study'] for l in lines} == set(studies.STUDIES)
-  assert all(np.isfinite(float(l['error_mean_mm'])) and float(l['error_mean_mm']) > 0
-             for l in lines)
-  assert all(float(l['bone_mm_unconstrained']) > 0 for l in lines if l['study'] != 'baselines')
+  assert {row['study'] for row in lines} == set(studies.STUDIES)
+  assert all(np.isfinite(float(row['error_mean_mm'])) and float(row['error_mean_mm']) > 0
+             for row in lines)
+  assert all(float(row['bone_mm_unconstrained']) > 0 for row in lines
+             if row['study'] != 'baselines')
   text = open(os.path.join(workdir, 'report.md')).read()
   for title in report_lib.TITLES.values():
     assert title in text
@@ -131,7 +132,7 @@ def test_every_study_end_to_end_with_resume(tmp_path):
   checkpoints = os.listdir(os.path.join(workdir, 'runs', 'gelu', 'seed_0', 'model',
                                         'checkpoints'))
   jobs = runner.make_jobs(config, studies.STUDIES, 'synthetic', workdir)
-  status = runner.run_jobs(jobs, log=None)
+  status = ablate_jobs.run_jobs(jobs, log=None)
   assert [os.path.basename(os.path.dirname(k)) for k, v in status.items() if v == 'done'] == [
       'gelu']
   after = _mtimes(workdir)
@@ -158,7 +159,7 @@ def test_a_workdir_of_another_config_is_refused(tmp_path):
   runner.write_job(job)  # The same job again is fine.
   config.learn.train.num_steps += 10
   changed = runner.make_jobs(config, ['activation'], 'synthetic', str(tmp_path))[0]
-  with pytest.raises(ValueError, match='learn.train.num_steps.*new --workdir'):
+  with pytest.raises(ValueError, match='learn.train.num_steps.*new workdir'):
     runner.write_job(changed)
   # Fitting more sequences is not a change of config.
   more = runner.make_jobs(config, ['activation', 'losses'], 'synthetic', str(tmp_path))[0]

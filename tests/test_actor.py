@@ -5,11 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+from tiny import TINY_PIVOT, make_tiny_actor, tiny_neutral
 
 from aim_jax import rigid_np
 from aim_jax.data import symmetry
 from aim_jax.data.actor import ActorError, GroundTruth, Mesh, make_actor
-from tiny import TINY_PIVOT, make_tiny_actor, tiny_neutral
 
 V = 144  # Vertices of the default tiny actor (12 x 12).
 

@@ -3,12 +3,10 @@
 import numpy as np
 
 from aim_jax import eval as eval_lib
-from aim_jax.fitting import baselines
+from aim_jax.fitting import baselines, synthetic_targets
 from aim_jax.fitting import basis as basis_lib
-from aim_jax.fitting import synthetic_targets
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.models import aim
-
 
 
 def test_gbs_recovers_a_linear_combination_from_dense_and_markers(actor):

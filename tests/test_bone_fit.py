@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from aim_jax.anatomy import bone_fit
-from aim_jax.anatomy import depths
+from aim_jax.anatomy import bone_fit, depths
 
 
 def _sphere(radius, subdivisions=3, scale=(1.0, 1.0, 1.0)):

@@ -9,7 +9,6 @@ from aim_jax import geometry
 from aim_jax.fitting import camera as camera_lib
 
 
-
 def test_projection_known_answer_and_gradient():
   cam = camera_lib.look_at(eye=(0.0, 0.0, 500.0), target=(0.0, 0.0, 0.0), focal_px=1000.0,
                            image_size=(640, 480))

@@ -1,25 +1,24 @@
-"""Anatomy editing (aim_jax/edit.py, aim_jax/models/edit_field.py)."""
+"""Anatomy editing (aim_jax/edit.py, aim_jax/models/edit_field.py, aim_jax/runs/edit.py)."""
 
-import json
 import os
 import subprocess
 import sys
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
+from tiny_models import make_model_workdir
 
-from aim_jax import edit
-from aim_jax import learning
-from aim_jax import retarget
+from aim_jax import edit, retarget
+from aim_jax import model_dir as model_dir_lib
 from aim_jax.data import synthetic
-from aim_jax.fitting import pipeline
-from aim_jax.models import aim
-from aim_jax.models import edit_field
+from aim_jax.fitting import methods
+from aim_jax.models import aim, edit_field
+from aim_jax.runs import edit as edit_run
+from aim_jax.runs import fit as fit_run
+from aim_jax.runs import retarget as retarget_run
 from configs import edit as edit_config
 from configs import fit_test
-from tiny_models import make_model_workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,8 +57,8 @@ def _config(**fields):
   return config
 
 
-def _evaluate(params, spec, actor):
-  return edit.evaluate(params, spec, np.asarray(actor.neutral, np.float32))
+def _evaluate(params, spec, actor, ops=None):
+  return edit.evaluate(params, spec, np.asarray(actor.neutral, np.float32), ops)
 
 
 def test_weight_is_one_inside_zero_outside_and_smooth():
@@ -81,7 +80,7 @@ def test_thickness_edit_scales_inside_only_and_keeps_every_bone(actor, model):
                       'thickness_scale': 1.5})
   ops, _ = edit.make_ops(config, actor)
   before = _evaluate(params, spec, actor)
-  after = _evaluate(edit.edited_params(params, ops), spec, actor)
+  after = _evaluate(params, spec, actor, edit.combined_edit(None, ops))
   weight = edit.region_weight(ops, actor.neutral)
   inside, core, outside = weight > 0, weight >= 1, weight <= 0
   assert core.sum() > 0 and outside.sum() > 0.5 * actor.num_vertices
@@ -110,9 +109,8 @@ def test_bone_edit_moves_bones_in_region_and_expressions_carry_it(actor, model):
   ops, description = edit.make_ops(config, actor)
   assert len(ops) == 1  # On the midline with a midline offset: its own mirror image.
   assert description['bone_offset_mm'] == [0.0, -6.0, 3.0]
-  new_params = edit.edited_params(params, ops)
   before = _evaluate(params, spec, actor)
-  after = _evaluate(new_params, spec, actor)
+  after = _evaluate(params, spec, actor, edit.combined_edit(None, ops))
   weight = edit.region_weight(ops, actor.neutral)
   outside, core = weight <= 0, weight >= 1
   np.testing.assert_array_equal(after['bone'][outside], before['bone'][outside])
@@ -120,7 +118,7 @@ def test_bone_edit_moves_bones_in_region_and_expressions_carry_it(actor, model):
                              np.broadcast_to([0.0, -6.0, 3.0], (core.sum(), 3)), atol=1e-4)
   np.testing.assert_array_equal(after['thickness'], before['thickness'])
   # Every expression: s_i' - s_i = ((1 - k) I + k R_i)(s0' - s0) (same k, R_i, t_i, e_i).
-  residual = edit.shape_carry_residual(before, after, new_params, spec)
+  residual = edit.shape_carry_residual(before, after, params, spec)
   assert residual.max() < 1e-4
   moved = np.linalg.norm(after['shapes'] - before['shapes'], axis=-1)
   assert np.all(moved[:, core].mean(axis=1) > 3.0)
@@ -162,7 +160,7 @@ def test_edited_model_workdir_loads_fits_and_carries_into_a_performance(tmp_path
   config = _config(**{'region.center_vertex': int(np.argmax(actor.neutral[:, 0])),
                       'region.radius_mm': 12.0, 'thickness_scale': 1.5,
                       'output.render_shapes': 'smile'})
-  report = edit.run_edit(config, model_dir, out, log=None)
+  report = edit_run.run_edit(config, model_dir, out, log=None)
   assert report['neutral_displacement_mm']['untouched_max'] == 0.0
   assert report['bone_displacement_mm']['untouched_max'] == 0.0
   assert report['neutral_displacement_mm']['affected']['max'] > 0.5
@@ -170,18 +168,20 @@ def test_edited_model_workdir_loads_fits_and_carries_into_a_performance(tmp_path
   for name in ('model.json', 'edit.npz', 'edit_report.json', 'renders/before_after.png',
                'meshes/00_neutral.ply'):
     assert os.path.exists(os.path.join(out, name)), name
-  with pytest.raises(edit.EditError, match='already holds a model'):
-    edit.run_edit(config, model_dir, out, log=None)
+  with pytest.raises(model_dir_lib.ModelDirError, match='already holds a model'):
+    edit_run.run_edit(config, model_dir, out, log=None)
 
   # The edited workdir is a model: the fitting pipeline loads it with the edit applied.
-  base = pipeline.load_fit_model(model_dir)
-  edited = pipeline.load_fit_model(out)
-  params, spec, _ = learning.load_model(out)
-  fields = edit.evaluate(params, spec, np.asarray(actor.neutral, np.float32))
+  base = model_dir_lib.load_fit_model(model_dir)
+  edited = model_dir_lib.load_fit_model(out)
+  loaded = model_dir_lib.load_model(out)
+  assert 'edit' not in loaded.params and len(loaded.edit) == len(edited.edit) >= 1
+  fields = edit.evaluate(loaded.params, loaded.spec, np.asarray(actor.neutral, np.float32),
+                         loaded.edit)
   np.testing.assert_allclose(np.asarray(edited.basis.neutral), fields['shapes'][0], atol=1e-5)
   np.testing.assert_allclose(np.asarray(edited.gbs_basis.neutral), fields['shapes'][0],
                              atol=1e-5)
-  untouched = np.asarray(edit.region_weight(params['edit'], actor.neutral)) <= 0
+  untouched = np.asarray(edit.region_weight(loaded.edit, actor.neutral)) <= 0
   np.testing.assert_array_equal(np.asarray(edited.basis.neutral)[untouched],
                                 np.asarray(base.basis.neutral)[untouched])
 
@@ -190,9 +190,9 @@ def test_edited_model_workdir_loads_fits_and_carries_into_a_performance(tmp_path
   fit_config = fit_test.get_config()
   fit_config.methods = 'aim'
   fit_config.output.render = False
-  targets, truth = pipeline.synthetic_sequence_targets(fit_config, edited.actor)
-  pipeline.fit_and_report(fit_config, edited, targets, truth, str(tmp_path / 'fit'), log=None)
-  fit = retarget.load_source_fit(str(tmp_path / 'fit'), actor.num_vertices,
+  targets, truth = methods.synthetic_sequence_targets(fit_config, edited.actor)
+  fit_run.fit_and_report(fit_config, edited, targets, truth, str(tmp_path / 'fit'), log=None)
+  fit = retarget_run.load_source_fit(str(tmp_path / 'fit'), actor.num_vertices,
                                  actor.num_shapes - 1)
   on_base = retarget.compose_frames(base.basis, fit['coefficients'], fit['jaw_rotation'],
                                     fit['jaw_translation'])

@@ -6,7 +6,6 @@ import numpy as np
 from aim_jax.fitting import model as model_lib
 
 
-
 def test_ground_truth_basis_reproduces_learning_shapes(actor, oracle):
   gt = actor.ground_truth
   w = np.eye(actor.num_shapes - 1, dtype=np.float32)

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from aim_jax import mesh_io
-from aim_jax import pipeline as learn_pipeline
+from aim_jax import model_dir
+from aim_jax.data import folder as folder_lib
 from aim_jax.data import synthetic
 from aim_jax.fitting import io as fit_io
-from aim_jax.fitting import pipeline
-from aim_jax.fitting import synthetic_targets
-from configs import fit_test
-from configs import learn_test
+from aim_jax.fitting import methods, synthetic_targets
+from aim_jax.runs import fit as fit_run
+from aim_jax.runs import learn as learn_run
+from configs import fit_test, learn_test
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +28,7 @@ def actor():
 def _write_frames(folder, frames, faces, fmt='obj'):
   os.makedirs(folder, exist_ok=True)
   for j, frame in enumerate(frames):
-    mesh_io.write_mesh(os.path.join(folder, f'frame_{j}.{fmt}'), frame, faces)
+    folder_lib.write_mesh(os.path.join(folder, f'frame_{j}.{fmt}'), frame, faces)
 
 
 def test_folder_of_frames_natural_order_and_units(tmp_path, actor):
@@ -103,8 +103,8 @@ def test_bad_files_and_folders(tmp_path, actor):
 def tiny_model(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('model'))
   config = learn_test.get_config()
-  learn_pipeline.learn_and_evaluate(config, synthetic.make_synthetic_actor(resolution=24),
-                                    workdir, log=None)
+  learn_run.learn_and_evaluate(config, synthetic.make_synthetic_actor(resolution=24),
+                               workdir, log=None)
   return workdir
 
 
@@ -113,9 +113,9 @@ def test_fit_and_report_end_to_end(tmp_path, tiny_model, kind):
   config = fit_test.get_config()
   config.synthetic.kind = kind
   config.output.render = kind == 'dense'
-  model = pipeline.load_fit_model(tiny_model)
-  targets, truth = pipeline.synthetic_sequence_targets(config, model.actor)
-  report = pipeline.fit_and_report(config, model, targets, truth, str(tmp_path), log=None)
+  model = model_dir.load_fit_model(tiny_model)
+  targets, truth = methods.synthetic_sequence_targets(config, model.actor)
+  report = fit_run.fit_and_report(config, model, targets, truth, str(tmp_path), log=None)
   assert set(report['error_mm']) == {'aim', 'aim_global', 'gbs'}
   for method, s in report['error_mm'].items():
     assert np.isfinite(s['mean']) and s['mean'] < 20.0, (method, s)
@@ -146,6 +146,6 @@ def test_unknown_fit_method_is_refused():
   config = fit_test.get_config()
   config.methods = 'aim,foo'
   with pytest.raises(ValueError, match="unknown or no method.*foo"):
-    pipeline.parse_methods(config)
+    methods.parse_methods(config)
   config.methods = 'gbs, aim'
-  assert pipeline.parse_methods(config) == ['gbs', 'aim']
+  assert methods.parse_methods(config) == ['gbs', 'aim']

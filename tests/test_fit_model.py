@@ -8,7 +8,6 @@ import pytest
 from aim_jax.fitting import model as model_lib
 
 
-
 @pytest.mark.parametrize('variant', model_lib.VARIANTS)
 def test_every_frame_starts_at_the_neutral(oracle, variant):
   spec = model_lib.FitSpec(num_coefficients=oracle.num_coefficients, code_dim=8, hidden=16,

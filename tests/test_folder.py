@@ -6,13 +6,12 @@ import os
 
 import numpy as np
 import pytest
+from tiny import TINY_PIVOT, box_mesh, make_tiny_actor, tiny_neutral
 
 from aim_jax import mesh_io
-from aim_jax.data import ActorError, GroundTruth, load_actor_source
-from aim_jax.data import folder
+from aim_jax.data import ActorError, GroundTruth, folder, load_actor_source
 from aim_jax.data.folder import estimate_pivot, load_actor, save_actor
 from aim_jax.mesh_io import read_mesh
-from tiny import TINY_PIVOT, box_mesh, make_tiny_actor, tiny_neutral
 
 
 def _assert_same_actor(loaded, actor, atol=0.0):
@@ -460,7 +459,8 @@ def test_save_rejects_bad_arguments(tiny_actor, tmp_path):
                                                                 mesh_format='stl'))
   for bad in ('a/b', '.hidden', '', ' padded'):
     renamed = dataclasses.replace(tiny_actor, shape_names=('neutral', bad, 'smile'))
-    _expect(r'x: shape name .* cannot be a file name', lambda: save_actor(renamed, path))
+    _expect(r'x: shape name .* cannot be a file name',
+            lambda renamed=renamed: save_actor(renamed, path))
   twice = dataclasses.replace(tiny_actor, shape_names=('neutral', 'smile', 'smile'))
   _expect(r'x: shape names repeat: smile', lambda: save_actor(twice, path))
   cased = dataclasses.replace(tiny_actor, shape_names=('neutral', 'Smile', 'smile'))

@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from aim_jax import learning
-from aim_jax import pipeline
+from aim_jax import learning, model_dir
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.data import synthetic
+from aim_jax.runs import learn as learn_run
 from configs import learn_test
 
 
@@ -25,7 +25,7 @@ def test_learning_reduces_error_and_writes_outputs(tmp_path, actor_and_constrain
   config.train.num_steps = 150
   config.output.render = True
   config.output.shapes_to_render = 2
-  summary = pipeline.learn_and_evaluate(config, actor, str(tmp_path), log=None)
+  summary = learn_run.learn_and_evaluate(config, actor, str(tmp_path), log=None)
   assert summary['reconstruction_mm']['mean'] < 2.5
   spec = learning.model_spec(config, actor)
   untrained = learning.create_state(config, spec, learning.make_optimizer(config)).params
@@ -39,7 +39,9 @@ def test_learning_reduces_error_and_writes_outputs(tmp_path, actor_and_constrain
                'meshes/anatomy.ply', 'meshes/neutral_thickness.ply',
                f'meshes/reconstructed/{actor.shape_names[-1]}.ply'):
     assert (tmp_path / name).exists(), name
-  params, _, info = learning.load_model(str(tmp_path))
+  model = model_dir.load_model(str(tmp_path))
+  params, info = model.params, model.info
+  assert model.edit is None
   assert info['actor']['num_vertices'] == actor.num_vertices
   np.testing.assert_allclose(params['jaw']['rot6d'], jax.device_get(params['jaw']['rot6d']))
 
@@ -53,7 +55,8 @@ def test_resume_matches_uninterrupted(tmp_path, actor_and_constraints):
   resumed, _, _ = learning.train(config, actor, constraints, str(tmp_path / 'b'), log=None)
   for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-  steps = [json.loads(l)['step'] for l in (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()]
+  metrics = (tmp_path / 'b' / 'metrics.jsonl').read_text().splitlines()
+  steps = [json.loads(line)['step'] for line in metrics]
   assert steps == sorted(set(steps)) and steps[-1] == 40
 
 

@@ -5,8 +5,7 @@ import math
 
 import numpy as np
 
-from aim_jax import metrics_log
-from aim_jax import progress
+from aim_jax import metrics_log, progress
 
 
 def test_non_finite_values_are_written_as_null(tmp_path):

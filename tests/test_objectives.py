@@ -9,7 +9,6 @@ from aim_jax.fitting import objectives
 from aim_jax.fitting import targets as targets_lib
 
 
-
 def test_robust_penalties():
   r2 = jnp.array([0.25, 4.0, 100.0])
   np.testing.assert_allclose(objectives.robust_penalty(r2, 'none', 1.0), r2)

@@ -1,4 +1,5 @@
-"""Performance retargeting (aim_jax/retarget.py, experiments/retarget.py)."""
+"""Performance retargeting (aim_jax/retarget.py, aim_jax/runs/retarget.py,
+experiments/retarget.py)."""
 
 import json
 import os
@@ -8,14 +9,14 @@ import sys
 
 import numpy as np
 import pytest
+from tiny_models import make_model_workdir
 
 from aim_jax import retarget
-from aim_jax.data import synthetic
-from aim_jax.data import synthetic_performance
+from aim_jax.data import synthetic, synthetic_performance
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.models import aim
+from aim_jax.runs import retarget as retarget_run
 from configs import retarget_test
-from tiny_models import make_model_workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -125,8 +126,8 @@ def test_retarget_end_to_end_on_a_tiny_synthetic_pair(tmp_path, model_dirs):
   source_dir, target_dir = model_dirs
   config = retarget_test.get_config()
   workdir = str(tmp_path / 'out')
-  report = retarget.run_retarget(config, source_dir, target_dir, workdir,
-                                 source_frames='synthetic', log=None)
+  report = retarget_run.run_retarget(config, source_dir, target_dir, workdir,
+                                     source_frames='synthetic', log=None)
   num_frames = config.fit.synthetic.num_frames
   assert report['num_frames'] == num_frames
   assert set(report['error_mm']) == {'aim', 'delta_transfer'}
@@ -155,10 +156,10 @@ def test_retarget_end_to_end_on_a_tiny_synthetic_pair(tmp_path, model_dirs):
   np.savez(tmp_path / 'source.npz', frames=source_performance.frames / 10.0, units='cm')
   np.savez(tmp_path / 'truth.npz', frames=truth.frames, jaw_rotation=truth.jaw_rotation,
            jaw_translation=truth.jaw_translation)
-  again = retarget.run_retarget(config, source_dir, target_dir, str(tmp_path / 'again'),
-                                source_fit=os.path.join(workdir, 'source_fit'),
-                                source_frames=str(tmp_path / 'source.npz'),
-                                ground_truth=str(tmp_path / 'truth.npz'), log=None)
+  again = retarget_run.run_retarget(config, source_dir, target_dir, str(tmp_path / 'again'),
+                                    source_fit=os.path.join(workdir, 'source_fit'),
+                                    source_frames=str(tmp_path / 'source.npz'),
+                                    ground_truth=str(tmp_path / 'truth.npz'), log=None)
   for method in ('aim', 'delta_transfer'):
     assert again['error_mm'][method]['mean'] == pytest.approx(
         report['error_mm'][method]['mean'], rel=1e-4)
@@ -182,15 +183,15 @@ def test_retarget_refuses_mismatched_models_and_missing_fits(tmp_path, model_dir
     json.dump(info, f)
   config = retarget_test.get_config()
   with pytest.raises(retarget.RetargetError, match='one topology'):
-    retarget.run_retarget(config, source_dir, other, str(tmp_path / 'x'),
-                          source_frames='synthetic', log=None)
+    retarget_run.run_retarget(config, source_dir, other, str(tmp_path / 'x'),
+                              source_frames='synthetic', log=None)
   info['actor']['num_vertices'] -= 1
   info['actor']['shape_names'] = info['actor']['shape_names'][::-1]
   with open(os.path.join(other, 'model.json'), 'w') as f:
     json.dump(info, f)
   with pytest.raises(retarget.RetargetError, match='learning shapes'):
-    retarget.run_retarget(config, source_dir, other, str(tmp_path / 'x'),
-                          source_frames='synthetic', log=None)
+    retarget_run.run_retarget(config, source_dir, other, str(tmp_path / 'x'),
+                              source_frames='synthetic', log=None)
   result = subprocess.run(
       [sys.executable, 'experiments/retarget.py', f'--source_model={source_dir}',
        f'--target_model={target_dir}', f'--source_fit={tmp_path}/nofit',

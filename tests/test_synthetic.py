@@ -7,11 +7,13 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from aim_jax import rigid_np
-from aim_jax.data import symmetry
-from aim_jax.data import synthetic
-from aim_jax.data import synthetic_expressions
-from aim_jax.data import synthetic_head
-from aim_jax.data import synthetic_performance
+from aim_jax.data import (
+  symmetry,
+  synthetic,
+  synthetic_expressions,
+  synthetic_head,
+  synthetic_performance,
+)
 from aim_jax.data.actor import Actor
 
 NUM_EXPRESSIONS = 19

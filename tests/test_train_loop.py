@@ -12,8 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from aim_jax import metrics_log
-from aim_jax import train_loop
+from aim_jax import metrics_log, train_loop
 
 TARGET = jnp.array([1.0, -2.0, 3.0])
 OPTIMIZER = optax.adam(0.1)
@@ -86,7 +85,7 @@ def test_resume_equals_uninterrupted_and_metrics_are_not_repeated(tmp_path):
   lines = []
   resumed, _ = train_loop.run(fresh_state(), toy_step, options(), workdir=workdir,
                               log=lines.append)
-  assert any('resumed from checkpoint at step 20' in l for l in lines)
+  assert any('resumed from checkpoint at step 20' in line for line in lines)
   np.testing.assert_allclose(resumed.params['w'], straight.params['w'], rtol=1e-6)
   steps = [r['step'] for r in metrics_log.read(metrics_log.path_in(workdir))]
   assert steps == [10, 20, 30, 40]
@@ -142,8 +141,8 @@ def test_unreadable_newest_checkpoint_falls_back_to_an_older_one(tmp_path):
   lines = []
   state, _ = train_loop.run(fresh_state(), toy_step, options(checkpoint_every=10),
                             workdir=workdir, log=lines.append)
-  assert any('checkpoint at step 30' in l and 'unreadable' in l for l in lines), lines
-  assert any('resumed from checkpoint at step 20' in l for l in lines), lines
+  assert any('checkpoint at step 30' in line and 'unreadable' in line for line in lines), lines
+  assert any('resumed from checkpoint at step 20' in line for line in lines), lines
   assert (tmp_path / 'checkpoints_unreadable' / '30').exists()
   straight, _ = train_loop.run(fresh_state(), toy_step, options(), log=None)
   np.testing.assert_allclose(state.params['w'], straight.params['w'], rtol=1e-6)

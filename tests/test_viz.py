@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from aim_jax import mesh_io
-from aim_jax import viz
+from aim_jax import mesh_io, viz
 from aim_jax.viz import colors as colors_lib
 from aim_jax.viz import render
 

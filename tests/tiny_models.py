@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import orbax.checkpoint as ocp
 
-from aim_jax import learning
-from aim_jax import pipeline
+from aim_jax import learning, model_dir, train_loop
 from aim_jax.data import synthetic
+from aim_jax.runs import learn as learn_run
 from configs import learn_test
 
 
@@ -22,9 +21,9 @@ def make_model_workdir(workdir: str, seed: int = 0) -> str:
   config = learn_test.get_config()
   config.actor.seed = seed
   actor = synthetic.make_synthetic_actor(config.actor.resolution, seed)
-  constraints = pipeline.constraints_for(actor, config, workdir, None)
+  constraints = learn_run.constraints_for(actor, config, workdir, None)
   spec = learning.model_spec(config, actor)
-  learning.save_model(workdir, spec, config, actor, constraints)
+  model_dir.save_model(workdir, spec, config, actor, constraints)
   state = learning.create_state(config, spec, learning.make_optimizer(config))
   jaw = state.params['jaw']
   key = jax.random.PRNGKey(seed)
@@ -33,7 +32,6 @@ def make_model_workdir(workdir: str, seed: int = 0) -> str:
   params = dict(state.params)
   params['jaw'] = {k: jnp.asarray(v, jnp.float32) for k, v in noisy.items()}
   state = state.replace(params=params)
-  with learning.checkpoint_manager(workdir) as manager:
-    manager.save(1, args=ocp.args.StandardSave(state), force=True)
-    manager.wait_until_finished()
+  with train_loop.Checkpoints(workdir, log=None) as checkpoints:
+    checkpoints.save(1, state, force=True)
   return workdir

@@ -2,22 +2,27 @@
 side-by-side renders of the learned anatomy per variant.
 
 Everything is computed from the jobs' result.json files; rows whose jobs have not finished are
-reported as missing, never filled in.
+reported as missing, never filled in. The one number measured for the report, the hidden sizes'
+evaluation times side by side, is measured (`timing.py`) before the report is written
+(`report`), not while writing it (`write_report`).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
+import io
 import os
 from typing import Dict, List, Optional, Sequence
 
 import ml_collections
 import numpy as np
 
-from aim_jax import viz
+from aim_jax import files, viz
 from aim_jax.ablation import runner as runner_lib
 from aim_jax.ablation import studies as studies_lib
+from aim_jax.ablation import timing
 from aim_jax.data.actor import Actor
 
 ANATOMY_COLUMNS = (('bone_mm', 'bone mm'), ('thickness_mm', 'thickness mm'),
@@ -92,22 +97,22 @@ def write_csv(path: str, rows: Sequence[RowResult]):
             'learning_steps_per_s']
   for name, _ in ANATOMY_COLUMNS:
     header += [f'{name}_all', f'{name}_unconstrained']
-  with open(path + '.tmp', 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(header)
-    for r in rows:
-      for seed, result in zip(r.seeds, r.results):
-        error = result['fits'][str(r.row.num_frames)]['error_mm'][r.row.method]
-        line = [r.row.study, r.row.label, r.row.run, r.row.method, seed, r.row.num_frames,
-                error['mean'], error['median'], error['p95'],
-                '' if r.row.paper_mm is None else r.row.paper_mm, _jaw(result, r.row),
-                result['reconstruction_mm']['mean'], result['hidden'], result['activation'],
-                result['num_params'], result['eval_ms'], result['learning_steps_per_s']]
-        for name, _ in ANATOMY_COLUMNS:
-          line += [_anatomy(result, name, 'all'), _anatomy(result, name)]
-        writer.writerow(['' if v is None else (f'{v:.6g}' if isinstance(v, float) else v)
-                         for v in line])
-  os.replace(path + '.tmp', path)
+  out = io.StringIO()
+  writer = csv.writer(out)
+  writer.writerow(header)
+  for r in rows:
+    for seed, result in zip(r.seeds, r.results):
+      error = result['fits'][str(r.row.num_frames)]['error_mm'][r.row.method]
+      line = [r.row.study, r.row.label, r.row.run, r.row.method, seed, r.row.num_frames,
+              error['mean'], error['median'], error['p95'],
+              '' if r.row.paper_mm is None else r.row.paper_mm, _jaw(result, r.row),
+              result['reconstruction_mm']['mean'], result['hidden'], result['activation'],
+              result['num_params'], result['eval_ms'], result['learning_steps_per_s']]
+      for name, _ in ANATOMY_COLUMNS:
+        line += [_anatomy(result, name, 'all'), _anatomy(result, name)]
+      writer.writerow(['' if v is None else (f'{v:.6g}' if isinstance(v, float) else v)
+                       for v in line])
+  files.write_text(path, out.getvalue())
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -203,7 +208,7 @@ def agreement(study: str, rows: Sequence[RowResult]) -> List[str]:
       ranking = _anatomy_ranking(done, name)
       if ranking:
         lines.append(f'Anatomy recovery ({label} where unconstrained, best first): '
-                     + ', '.join(f'{l} {v:.2f}' for l, v in ranking) + '.')
+                     + ', '.join(f'{name} {v:.2f}' for name, v in ranking) + '.')
   return lines
 
 
@@ -230,7 +235,7 @@ def _study_table(study: str, rows: Sequence[RowResult]) -> List[str]:
     paper_ratio = (r.row.paper_mm / paper_ref if r.row.paper_mm is not None and paper_ref
                    else None)
     cells = [r.row.label, _mean_std(r), _fmt(ratio, 2), _fmt(r.row.paper_mm, 2),
-             _fmt(paper_ratio, 2), _fmt(r.mean_of(lambda x: _jaw(x, r.row)), 2)]
+             _fmt(paper_ratio, 2), _fmt(r.mean_of(functools.partial(_jaw, row=r.row)), 2)]
     if hidden:
       cells += [_fmt(r.mean_of(lambda x: x['eval_ms']), 1),
                 _fmt(r.mean_of(lambda x: x['num_params']), 0)]
@@ -250,13 +255,37 @@ TITLES = {
 }
 
 
-def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Sequence[str],
-                 jobs: Sequence[runner_lib.Job], actor: Actor, actor_source: str,
-                 render: bool = True) -> str:
-  """Writes results.csv, report.md, plots/ and renders/ under workdir; returns report.md's
-  text."""
-  os.makedirs(workdir, exist_ok=True)
+def report(workdir: str, config: ml_collections.ConfigDict, studies: Sequence[str],
+           jobs: Sequence[runner_lib.Job], actor: Actor, actor_source: str,
+           render: bool = True) -> str:
+  """Collects the finished jobs, times the hidden sizes side by side (when that study is asked
+  for) and writes the report (`write_report`); returns report.md's text."""
   rows = collect(config, studies, jobs)
+  eval_ms = None
+  if 'hidden' in studies:
+    eval_ms = timing.side_by_side_eval_ms(hidden_model_dirs(workdir, rows), actor.neutral)
+  return write_report(workdir, config, studies, rows, actor, actor_source, render, eval_ms)
+
+
+def hidden_model_dirs(workdir: str, rows: Sequence[RowResult]) -> Dict[str, str]:
+  """label -> model directory (first finished seed) of each finished hidden-size row."""
+  return {r.row.label: os.path.join(runner_lib.job_folder(workdir, r.row.run, r.seeds[0]),
+                                    'model')
+          for r in rows if r.row.study == 'hidden' and r.results}
+
+
+def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Sequence[str],
+                 rows: Sequence[RowResult], actor: Actor, actor_source: str,
+                 render: bool = True, eval_ms: Optional[Dict[str, float]] = None) -> str:
+  """Writes results.csv, report.md, plots/ and renders/ under workdir; returns report.md's
+  text.
+
+  Args:
+    rows: `collect`'s rows.
+    eval_ms: label -> evaluation time (ms) measured side by side, replacing in report.md (not in
+      results.csv) the times each hidden-size job measured under whatever else ran then.
+  """
+  os.makedirs(workdir, exist_ok=True)
   write_csv(os.path.join(workdir, 'results.csv'), rows)
   learn = config.learn
   lines = [
@@ -280,8 +309,10 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Seque
   if cost:
     lines += [cost, '']
   by_study = {s: [r for r in rows if r.row.study == s] for s in studies}
-  if 'hidden' in by_study:
-    _time_side_by_side(workdir, by_study['hidden'], actor)
+  if 'hidden' in by_study and eval_ms:
+    for r in by_study['hidden']:
+      if r.row.label in eval_ms:
+        r.results = [dict(res, eval_ms=eval_ms[r.row.label]) for res in r.results]
   for study, study_rows in by_study.items():
     lines += [f'## {TITLES[study]}', '']
     lines += _study_table(study, study_rows)
@@ -297,23 +328,8 @@ def write_report(workdir: str, config: ml_collections.ConfigDict, studies: Seque
   if missing:
     lines += ['## Not run yet', '', ', '.join(missing), '']
   text = '\n'.join(lines)
-  with open(os.path.join(workdir, 'report.md.tmp'), 'w') as f:
-    f.write(text)
-  os.replace(os.path.join(workdir, 'report.md.tmp'), os.path.join(workdir, 'report.md'))
+  files.write_text(os.path.join(workdir, 'report.md'), text)
   return text
-
-
-def _time_side_by_side(workdir: str, rows: Sequence[RowResult], actor: Actor):
-  """Replaces each hidden-size row's evaluation time (measured by its own job, under whatever
-  else ran then) by one measured side by side with the other widths, in this process."""
-  done = [r for r in rows if r.results]
-  if not done:
-    return
-  folders = {r.row.label: os.path.join(runner_lib.job_folder(workdir, r.row.run, r.seeds[0]),
-                                      'model') for r in done}
-  times = runner_lib.side_by_side_eval_ms(folders, actor.neutral)
-  for r in done:
-    r.results = [dict(res, eval_ms=times[r.row.label]) for res in r.results]
 
 
 def _cost(rows: Sequence[RowResult]) -> Optional[str]:

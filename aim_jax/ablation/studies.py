@@ -59,7 +59,7 @@ def parse_studies(study: str) -> List[str]:
   names = list(STUDIES) if study == 'all' else [s.strip() for s in study.split(',') if s.strip()]
   unknown = [s for s in names if s not in STUDIES]
   if unknown or not names:
-    raise ValueError(f'--study: unknown or no study {unknown}; expected all or some of {STUDIES}')
+    raise ValueError(f'unknown or no study {unknown}; expected all or some of {STUDIES}')
   return names
 
 

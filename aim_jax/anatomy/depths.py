@@ -17,8 +17,8 @@ import dataclasses
 from typing import Dict, Optional
 
 import numpy as np
-from scipy import spatial
 import trimesh
+from scipy import spatial
 
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.anatomy import rays

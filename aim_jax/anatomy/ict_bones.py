@@ -22,10 +22,8 @@ import numpy as np
 from scipy import spatial
 
 from aim_jax import rigid_np
-from aim_jax.anatomy import bone_fit
+from aim_jax.anatomy import bone_fit, rays, skull_template
 from aim_jax.anatomy import depths as depths_lib
-from aim_jax.anatomy import rays
-from aim_jax.anatomy import skull_template
 from aim_jax.data import folder as folder_lib
 from aim_jax.data import ict
 from aim_jax.data import symmetry as symmetry_lib
@@ -179,7 +177,7 @@ def _transform_mesh(mesh: Mesh, fn) -> Mesh:
 
 def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.ndarray,
                   skin_faces: np.ndarray, template: skull_template.Template,
-                  settings: bone_fit.WarpSettings = bone_fit.WarpSettings(),
+                  settings: Optional[bone_fit.WarpSettings] = None,
                   landmark_weights: Optional[Dict[str, float]] = None) -> BoneFit:
   """Fits the template bones under an ICT identity's neutral skin (module docstring).
 
@@ -192,6 +190,7 @@ def fit_ict_bones(model: ict.IctModel, head: np.ndarray, skin_vertex_ids: np.nda
   Returns:
     BoneFit.
   """
+  settings = bone_fit.WarpSettings() if settings is None else settings
   start = time.perf_counter()
   skin = np.asarray(head[skin_vertex_ids], np.float64)
   normals = depths_lib.oriented_skin_normals(skin, skin_faces,

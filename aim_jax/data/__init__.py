@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
+from aim_jax.data import folder, synthetic
 from aim_jax.data.actor import Actor, ActorError, GroundTruth, Mesh, make_actor
+
+__all__ = ['Actor', 'ActorError', 'GroundTruth', 'Mesh', 'load_actor_source', 'make_actor']
 
 
 def load_actor_source(source: str, config=None) -> Actor:
@@ -17,11 +20,9 @@ def load_actor_source(source: str, config=None) -> Actor:
     ActorError: with a one-line message naming the folder and the problem.
   """
   if source == 'synthetic':
-    from aim_jax.data import synthetic
     resolution = config.actor.resolution if config is not None else 64
     seed = config.actor.seed if config is not None else 0
     return synthetic.make_synthetic_actor(resolution=resolution, seed=seed)
   if not os.path.isdir(source):
     raise ActorError(f'{source}: no such actor folder (and not "synthetic")')
-  from aim_jax.data import folder
   return folder.load_actor(source)

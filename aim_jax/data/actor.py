@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from aim_jax.data import symmetry as symmetry_lib
+
 
 class ActorError(ValueError):
   """Bad actor data. The message is one line: '<source>: <problem>'."""
@@ -227,7 +229,6 @@ def make_actor(name: str,
     symmetry_tolerance_mm: a vertex's mirror image must land within this distance of a vertex
       for the two to be partners.
   """
-  from aim_jax.data import symmetry as symmetry_lib  # Local: symmetry imports Mesh helpers.
   shapes = np.asarray(shapes, np.float32)
   faces = np.asarray(faces, np.int32)
   src = source or name

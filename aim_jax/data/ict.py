@@ -28,10 +28,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from aim_jax import mesh_io
-from aim_jax import rigid_np
-from aim_jax.data import synthetic_head
-from aim_jax.data import synthetic_performance
+from aim_jax import mesh_io, rigid_np
+from aim_jax.data import synthetic_head, synthetic_performance
 from aim_jax.data.actor import ActorError
 
 CM_TO_MM = 10.0

@@ -61,11 +61,26 @@ import numpy as np
 
 from aim_jax import rigid_np
 from aim_jax.data.actor import Actor, GroundTruth, make_actor
-from aim_jax.data.synthetic_expressions import (EXPRESSIONS, LEARNING_SHAPES, SHAPE_NAMES,
-                                                FaceFrame, face_frame, jaw_rotation)
-from aim_jax.data.synthetic_head import (CORNER_X, EYE, MOUTH_Y, cranium_radius, face_bone_radius,
-                                         make_identity, skinning_field, split_elevation,
-                                         surface_points, thickness_field)
+from aim_jax.data.synthetic_expressions import (
+  EXPRESSIONS,
+  LEARNING_SHAPES,
+  SHAPE_NAMES,
+  FaceFrame,
+  face_frame,
+  jaw_rotation,
+)
+from aim_jax.data.synthetic_head import (
+  CORNER_X,
+  EYE,
+  MOUTH_Y,
+  cranium_radius,
+  face_bone_radius,
+  make_identity,
+  skinning_field,
+  split_elevation,
+  surface_points,
+  thickness_field,
+)
 from aim_jax.data.synthetic_meshes import mandible_mesh, skin_layout, sphere_mesh
 
 

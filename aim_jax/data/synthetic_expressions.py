@@ -14,9 +14,17 @@ from typing import Callable, Optional
 import numpy as np
 
 from aim_jax.data.actor import GroundTruth
-from aim_jax.data.synthetic_head import (CHART_RADIUS_MM, CORNER_X, EYE, MOUTH_Y, angles_of, gauss,
-                                         gauss_pair, lip_profile, smoothstep)
-
+from aim_jax.data.synthetic_head import (
+  CHART_RADIUS_MM,
+  CORNER_X,
+  EYE,
+  MOUTH_Y,
+  angles_of,
+  gauss,
+  gauss_pair,
+  lip_profile,
+  smoothstep,
+)
 
 # -------------------------------------------------------------------------------------------
 # Jaw motion.

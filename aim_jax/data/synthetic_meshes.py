@@ -14,12 +14,25 @@ from typing import Callable
 import numpy as np
 
 from aim_jax.data.actor import Mesh
-from aim_jax.data.synthetic_head import (CHART_RADIUS_MM, CONDYLE_AZIMUTH, DEG, HEAD_CENTER,
-                                         LIP_GAP_FRACTION, MANDIBLE_THICKNESS_MM, MOUTH,
-                                         MOUTH_CORNER, SKIN_BOTTOM_MARGIN, SKIN_HALF_WIDTH,
-                                         SKIN_TOP, Identity, direction, face_bone_radius, gauss,
-                                         mandible_bottom, split_elevation)
-
+from aim_jax.data.synthetic_head import (
+  CHART_RADIUS_MM,
+  CONDYLE_AZIMUTH,
+  DEG,
+  HEAD_CENTER,
+  LIP_GAP_FRACTION,
+  MANDIBLE_THICKNESS_MM,
+  MOUTH,
+  MOUTH_CORNER,
+  SKIN_BOTTOM_MARGIN,
+  SKIN_HALF_WIDTH,
+  SKIN_TOP,
+  Identity,
+  direction,
+  face_bone_radius,
+  gauss,
+  mandible_bottom,
+  split_elevation,
+)
 
 # -------------------------------------------------------------------------------------------
 # Closed meshes.

@@ -10,14 +10,15 @@ the benchmark's comparison.
 
 from __future__ import annotations
 
-from typing import Dict
+import dataclasses
+from typing import Dict, List, Optional
 
 import flax
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from aim_jax import geometry
+from aim_jax.data.actor import Actor
 from aim_jax.models import aim
 
 
@@ -56,9 +57,10 @@ class ModelBasis:
 
 
 def basis_from_model(params: Dict, spec: aim.AIMSpec, points_mm: np.ndarray,
-                     chunk: int = 8192) -> ModelBasis:
-  """Evaluates the frozen AIM at the template points once (in chunks) and caches the fields."""
-  fields = aim.evaluate_chunked(params, points_mm, spec, chunk=chunk)
+                     chunk: int = 8192, edit: Optional[List[Dict]] = None) -> ModelBasis:
+  """Evaluates the frozen AIM at the template points once (in chunks) and caches the fields
+  (with an edited model's `edit` applied)."""
+  fields = aim.evaluate_chunked(params, points_mm, spec, chunk=chunk, edit=edit)
   points = jnp.asarray(points_mm, jnp.float32)
   return ModelBasis(points=points, coords=aim.normalize_points(points, spec),
                     neutral=jnp.asarray(fields['shapes'][0]),
@@ -67,12 +69,13 @@ def basis_from_model(params: Dict, spec: aim.AIMSpec, points_mm: np.ndarray,
                     pivot=jnp.asarray(spec.pivot, jnp.float32))
 
 
-def uncached_fields(params: Dict, spec: aim.AIMSpec, points_mm: jnp.ndarray) -> ModelBasis:
+def uncached_fields(params: Dict, spec: aim.AIMSpec, points_mm: jnp.ndarray,
+                    edit: Optional[List[Dict]] = None) -> ModelBasis:
   """The same fields evaluated through the AIM networks (differentiable, traceable).
 
   Used by the uncached fitting path: a loop that calls this every step re-runs the five SIRENs.
   """
-  fields = aim.anatomy(params, points_mm, spec, aim.NETWORKS)
+  fields = aim.anatomy(params, points_mm, spec, aim.NETWORKS, edit)
   return ModelBasis(points=points_mm, coords=aim.normalize_points(points_mm, spec),
                     neutral=aim.neutral_from_anatomy(fields), skinning=fields['skinning'],
                     deltas=fields['expression'], pivot=jnp.asarray(spec.pivot, jnp.float32))
@@ -114,3 +117,38 @@ def basis_from_ground_truth(actor, spec: aim.AIMSpec) -> ModelBasis:
                     deltas=jnp.asarray(np.moveaxis(deltas, 0, 1)),
                     pivot=jnp.asarray(actor.pivot, jnp.float32))
 
+
+
+@dataclasses.dataclass
+class FitModel:
+  """A learned model ready for fitting: AIM params, spec and edit, its actor and cached bases.
+
+  Attributes:
+    info: the model directory's model.json content.
+    edit: an edited model's operations (`edit_field`), None for an unedited model.
+    basis: the model's fields at the actor's neutral vertices (with the edit).
+    gbs_basis: the global-blendshape baseline's basis (the actor's shapes; an edited model's own
+      shapes).
+  """
+  params: Dict
+  spec: aim.AIMSpec
+  info: Dict
+  actor: Actor
+  basis: ModelBasis
+  gbs_basis: ModelBasis
+  edit: Optional[List[Dict]] = None
+
+
+def make_fit_model(params: Dict, spec: aim.AIMSpec, info: Dict, actor: Actor,
+                   edit: Optional[List[Dict]] = None) -> FitModel:
+  """Evaluates a learned model once at the actor's neutral vertices (both bases).
+
+  For an edited model the fields carry the edit, and the GBS baseline uses the edited model's
+  shapes instead of the actor's (unedited) data.
+  """
+  basis = basis_from_model(params, spec, actor.neutral, edit=edit)
+  shapes = actor.shapes
+  if edit is not None:
+    shapes = aim.evaluate_chunked(params, actor.neutral, spec, edit=edit)['shapes']
+  return FitModel(params=params, spec=spec, info=info, actor=actor, basis=basis,
+                  gbs_basis=gbs_basis(shapes, actor.neutral, spec), edit=edit)

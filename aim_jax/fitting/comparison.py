@@ -4,7 +4,7 @@ What `experiments/compare_generic.py` runs, as library calls: the performance wr
 actor (`performance.npz`) as ground truth, dense 3D or sparse 3D marker targets made from it,
 the generic 3DMM fits (`generic_model.fit_generic`) of each identity truncation, and the
 comparison outputs (a json dict, a markdown table and an error-map render of one frame).
-AIM, AIM-global and GBS are fitted by `pipeline.fit_and_report` as usual.
+AIM, AIM-global and GBS are fitted by `runs.fit.fit_and_report` as usual.
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from aim_jax import geometry
-from aim_jax import train_loop
+from aim_jax import geometry, train_loop
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import model as model_lib
 from aim_jax.fitting import objectives

@@ -140,7 +140,7 @@ def ict_actor_vertex_ids(actor_dir: str, num_vertices: Optional[int] = None) -> 
       region = json.load(f)['region']
   except (OSError, ValueError, KeyError) as err:
     raise ValueError(f'{file}: cannot read the ICT region ({type(err).__name__}); is '
-                     f'{actor_dir} an ICT actor from prepare_actor.py --source=ict?') from None
+                     f'{actor_dir} a prepared ICT actor folder?') from None
   ids = ict.region_ids(region)
   if num_vertices is not None and ids.size != num_vertices:
     raise ValueError(f'{file}: ICT region {region!r} has {ids.size} vertices but the actor has '

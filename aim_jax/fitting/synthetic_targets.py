@@ -4,6 +4,7 @@ as dense 3D targets, sparse 3D markers and dense 2D landmarks seen by one camera
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from aim_jax import rigid_np
@@ -64,7 +65,6 @@ def landmarks(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray,
               noise_px: float = 1.0, seed: int = 0) -> targets_lib.TargetSet:
   """Dense 2D landmarks: `count` surface points projected by `camera` with Gaussian pixel noise;
   points on triangles facing away from the camera are invisible in that frame."""
-  import jax.numpy as jnp
   faces, bary = surface_samples(neutral, triangles, region, count, seed)
   points = targets_lib.at_barycentric(triangles, faces, bary)
   world = np.einsum('fmkd,mk->fmd', np.asarray(frames)[:, np.asarray(triangles)[faces]], bary)

@@ -10,9 +10,9 @@ identity at start, T_0 = identity) reconstructs every shape:
 
 Parameters are a plain pytree `{'bone', 'normal', 'thickness', 'skinning', 'expression': MLP
 params, 'jaw': {'rot6d': (S-1, 6), 'translation': (S-1, 3)}}`; every function here is pure.
-An edited model (aim_jax/edit.py) also holds `'edit'`: a list of analytic operations
-(`edit_field`) that rewrite B and D wherever the model is queried, so the neutral and every shape
-regenerate consistently.
+An edited model (aim_jax/edit.py) also has an `edit`, passed beside the params (never inside
+them: it is not trained): a list of analytic operations (`edit_field`) that rewrite B and D
+wherever the model is queried, so the neutral and every shape regenerate consistently.
 
 Output squashing (config fields): B = c_mm + bone_scale * raw (an offset from the query point, so
 an untrained B starts near the skin); D = thickness_scale * softplus(raw); K = sigmoid(raw);
@@ -21,18 +21,16 @@ N = raw / |raw| with raw biased toward the outward direction; E = delta_scale * 
 
 from __future__ import annotations
 
-import functools
-
 import dataclasses
-from typing import Dict, Tuple
+import functools
+from typing import Dict, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from aim_jax import geometry
-from aim_jax.models import edit_field
-from aim_jax.models import siren
+from aim_jax.models import edit_field, siren
 
 NETWORKS = ('bone', 'normal', 'thickness', 'skinning', 'expression')
 ANATOMY_NETWORKS = ('bone', 'normal', 'thickness', 'skinning')
@@ -142,13 +140,15 @@ def _raw_outputs(params: Dict, x: jnp.ndarray, spec: AIMSpec, names) -> Dict[str
   return {n: siren.apply(params[n], x, spec.mlp(n)) for n in names}
 
 
-def anatomy(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec,
-            names=ANATOMY_NETWORKS) -> Dict[str, jnp.ndarray]:
+def anatomy(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec, names=ANATOMY_NETWORKS,
+            edit: Optional[Sequence[Dict]] = None) -> Dict[str, jnp.ndarray]:
   """Evaluates anatomy fields at template points.
 
   Args:
     points_mm: (N, 3) template points in mm.
     names: which of 'bone', 'normal', 'thickness', 'skinning', 'expression' to evaluate.
+    edit: an edited model's analytic operations (`edit_field`), applied on top of the networks'
+      thickness and bone; None for an unedited model.
   Returns:
     dict with (N, 3) 'bone' mm, (N, 3) 'normal' unit, (N,) 'thickness' mm, (N,) 'skinning',
     (N, S-1, 3) 'expression' mm, each present when asked for.
@@ -168,8 +168,8 @@ def anatomy(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec,
   if 'expression' in raw:
     e = raw['expression'].reshape(raw['expression'].shape[0], spec.num_shapes - 1, 3)
     out['expression'] = np.float32(spec.delta_scale) * e
-  if 'edit' in params:  # An edited model: thickness and bone rewritten by analytic fields.
-    out = edit_field.apply(params['edit'], points_mm, out)
+  if edit:  # An edited model: thickness and bone rewritten by analytic fields.
+    out = edit_field.apply(edit, points_mm, out)
   return out
 
 
@@ -204,26 +204,30 @@ def reconstruct_from_fields(fields: Dict[str, jnp.ndarray], rotation: jnp.ndarra
   return skinned + deltas
 
 
-def reconstruct(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec) -> jnp.ndarray:
-  """All S shapes at template points (N, 3) mm -> (S, N, 3) mm."""
-  fields = anatomy(params, points_mm, spec, NETWORKS)
+def reconstruct(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec,
+                edit: Optional[Sequence[Dict]] = None) -> jnp.ndarray:
+  """All S shapes at template points (N, 3) mm -> (S, N, 3) mm (`edit` as in `anatomy`)."""
+  fields = anatomy(params, points_mm, spec, NETWORKS, edit)
   rotation, translation = jaw_transforms(params)
   return reconstruct_from_fields(fields, rotation, translation, spec)
 
 
 @functools.partial(jax.jit, static_argnames=('spec',))
-def _evaluate_block(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec) -> Dict[str, jnp.ndarray]:
-  """Every field and the S reconstructed shapes at one block of points (compiled once per spec
-  and block shape)."""
-  fields = anatomy(params, points_mm, spec, NETWORKS)
+def _evaluate_block(params: Dict, points_mm: jnp.ndarray, spec: AIMSpec,
+                    edit: Optional[Sequence[Dict]]) -> Dict[str, jnp.ndarray]:
+  """Every field and the S reconstructed shapes at one block of points (compiled once per spec,
+  block shape and edit structure; the edit's arrays are traced)."""
+  fields = anatomy(params, points_mm, spec, NETWORKS, edit)
   rotation, translation = jaw_transforms(params)
   fields['shapes'] = reconstruct_from_fields(fields, rotation, translation, spec)
   return fields
 
 
-def evaluate_chunked(params: Dict, points_mm: np.ndarray, spec: AIMSpec,
-                     chunk: int = 8192) -> Dict[str, np.ndarray]:
+def evaluate_chunked(params: Dict, points_mm: np.ndarray, spec: AIMSpec, chunk: int = 8192,
+                     edit: Optional[Sequence[Dict]] = None) -> Dict[str, np.ndarray]:
   """Every field and every reconstructed shape at many points, in chunks (bounded memory).
+
+  `edit`: an edited model's operations (as in `anatomy`), or None.
 
   Returns numpy: 'bone' (N,3), 'normal' (N,3), 'thickness' (N,), 'skinning' (N,),
   'expression' (N,S-1,3), 'shapes' (S,N,3), all mm. The block function is jitted at module level
@@ -237,7 +241,7 @@ def evaluate_chunked(params: Dict, points_mm: np.ndarray, spec: AIMSpec,
     pad = chunk - block.shape[0] if n > chunk else 0  # Keep one compiled shape.
     if pad:
       block = np.concatenate([block, np.repeat(block[-1:], pad, axis=0)])
-    out = jax.device_get(_evaluate_block(params, block, spec))
+    out = jax.device_get(_evaluate_block(params, block, spec, edit))
     if pad:
       out = {k: (v[:, :-pad] if k == 'shapes' else v[:-pad]) for k, v in out.items()}
     pieces.append(out)

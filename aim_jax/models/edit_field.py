@@ -18,8 +18,8 @@ which is 1 within `radius` of an anchor, 0 beyond `radius + falloff` (exactly: u
 keep their networks' outputs bit for bit), and C2 in between. A sphere is one anchor (its
 centre) with its radius; a vertex region is its vertices' template points with radius 0.
 
-An edit is a list of operations, each a dict of arrays (a pytree, so it can sit in the model's
-params under the key 'edit' and go through `jax.jit`):
+An edit is a list of operations, each a dict of arrays (a pytree, so it goes through `jax.jit`
+beside the model's params, e.g. `aim.anatomy(..., edit=edit)`):
   'anchors' (M, 3) mm, 'radius' () mm, 'falloff' () mm, 'thickness_scale' (),
   'thickness_offset' () mm, 'bone_offset' (3,) mm.
 Scaling follows the learned thickness (where the learned D is patchy, a scaled D is too);

@@ -4,19 +4,13 @@ Headless (matplotlib Agg, no pyplot state), numpy + matplotlib + trimesh only; n
 Axes: +x = subject's left, +y up, +z forward (toward the viewer in a front view), mm.
 """
 
-from aim_jax.viz.colors import normal_colors
-from aim_jax.viz.colors import scalar_colors
-from aim_jax.viz.plots import plot_bars
-from aim_jax.viz.plots import plot_loss_curves
-from aim_jax.viz.plots import plot_per_frame_error
-from aim_jax.viz.plots import plot_tradeoff
-from aim_jax.viz.render import render_grid
-from aim_jax.viz.render import render_image
-from aim_jax.viz.render import render_mesh
-from aim_jax.viz.render import render_views
+from aim_jax.viz.colors import normal_colors, scalar_colors
+from aim_jax.viz.plots import plot_bars, plot_loss_curves, plot_per_frame_error, plot_tradeoff
+from aim_jax.viz.render import render_grid, render_image, render_mesh, render_views
 
 __all__ = [
-    'normal_colors', 'scalar_colors', 'plot_bars', 'plot_loss_curves', 'plot_per_frame_error', 'plot_tradeoff',
+    'normal_colors', 'scalar_colors', 'plot_bars', 'plot_loss_curves', 'plot_per_frame_error',
+    'plot_tradeoff',
     'render_grid', 'render_image', 'render_mesh',
     'render_views',
 ]

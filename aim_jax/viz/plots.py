@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional, Sequence, Tuple
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
-import numpy as np
 
 DPI = 100
 

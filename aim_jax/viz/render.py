@@ -21,13 +21,13 @@ import os
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import matplotlib
+import numpy as np
 from matplotlib import cm as mpl_cm
-from matplotlib.axes import Axes
 from matplotlib import colors as mpl_colors
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
-import numpy as np
 
 from aim_jax.viz import colors as colors_lib
 

@@ -10,7 +10,6 @@ from aim_jax.models import aim
 from configs import fit_test
 
 
-
 def _fit(config, basis, targets, variant=None, **kwargs):
   spec = fit_lib.fit_spec(config, basis.num_coefficients, variant)
   params, history = fit_lib.fit_frames(config, spec, {'basis': basis}, targets, log=None,

@@ -1,12 +1,12 @@
 """Learn-and-evaluate: what `experiments/learn_model.py` runs, as one library call.
 
-actor -> sparse constraints (cached in the workdir) -> learning (resumable) -> evaluation ->
-meshes, renders, loss curves and `summary.json` in the workdir.
+actor -> sparse constraints (cached in the model directory) -> learning (resumable) ->
+evaluation -> meshes, renders, loss curves (`learn_outputs.py`) and `summary.json` in the
+workdir, which is a model directory (`aim_jax/model_dir.py`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Callable, Dict, Optional
@@ -15,21 +15,19 @@ import ml_collections
 import numpy as np
 
 from aim_jax import eval as eval_lib
-from aim_jax import learning
-from aim_jax import outputs
+from aim_jax import files, learning, model_dir
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
+from aim_jax.runs import learn_outputs
 
 
 def constraints_for(actor: Actor, config: ml_collections.ConfigDict, workdir: str,
                     log: Optional[Callable[[str], None]] = print):
   """Computes the actor's sparse constraints, or loads them from a previous run in workdir."""
-  path = os.path.join(workdir, 'constraints.npz')
-  if os.path.exists(path):
-    constraints = constraints_lib.SparseConstraints.from_npz(path)
-    if constraints.num_vertices == actor.num_vertices:
-      return constraints
+  constraints = model_dir.read_constraints(workdir, actor.num_vertices)
+  if constraints is not None:
+    return constraints
   start = time.perf_counter()
   constraints = constraints_lib.compute_constraints(
       actor, max_depth_mm=config.constraints.max_depth_mm,
@@ -79,16 +77,13 @@ def learn_and_evaluate(config: ml_collections.ConfigDict, actor: Actor, workdir:
   os.makedirs(workdir, exist_ok=True)
   constraints = constraints_for(actor, config, workdir, log)
   spec = learning.model_spec(config, actor)
-  learning.save_model(workdir, spec, config, actor, constraints)
+  model_dir.save_model(workdir, spec, config, actor, constraints)
   start = time.perf_counter()
   params, spec, _ = learning.train(config, actor, constraints, workdir, log=log)
   summary, fields = evaluate(params, spec, actor, constraints)
   summary['learning_seconds_this_run'] = time.perf_counter() - start
-  outputs.write_learning_outputs(workdir, config, actor, constraints, fields, summary)
-  path = os.path.join(workdir, 'summary.json')
-  with open(path + '.tmp', 'w') as f:
-    json.dump(summary, f, indent=1)
-  os.replace(path + '.tmp', path)
+  learn_outputs.write_learning_outputs(workdir, config, actor, constraints, fields, summary)
+  files.write_json(os.path.join(workdir, 'summary.json'), summary)
   if log:
-    log(outputs.format_summary(summary))
+    log(learn_outputs.format_summary(summary))
   return summary

@@ -10,15 +10,12 @@ Layout under the workdir:
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict
 
 import numpy as np
 
-from aim_jax import mesh_io
-from aim_jax import metrics_log
-from aim_jax import viz
+from aim_jax import mesh_io, metrics_log, viz
 from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
 
@@ -96,7 +93,8 @@ def write_learning_outputs(workdir: str, config, actor: Actor, constraints: Spar
                   [dict(p, view='side') for p in panels], ncols=4)
   viz.render_views(os.path.join(render_dir, 'error.png'), neutral, faces, error,
                    views=('front', 'three_quarter'), cmap='inferno', vmin=0.0,
-                   vmax=float(np.percentile(error, 99)), colorbar_label='mean error over shapes (mm)',
+                   vmax=float(np.percentile(error, 99)),
+                   colorbar_label='mean error over shapes (mm)',
                    title='per-vertex reconstruction error')
   viz.render_views(os.path.join(render_dir, 'constraints.png'), actor.neutral, faces,
                    np.where(constrained, 1.0, 0.0), views=('front', 'side'), cmap='viridis',

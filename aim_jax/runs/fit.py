@@ -1,0 +1,136 @@
+"""Fit-and-report: what `experiments/fit_sequence.py` runs, as one library call.
+
+learned model (`model_dir.load_fit_model`) + targets -> every method of `config.methods` fitted
+to the same targets (`fitting/methods.py`) -> per-frame meshes, jaw transforms, codes and
+coefficients, and with ground truth `report.json` (error_mm per method, jaw errors),
+`per_frame.csv`, `per_frame_error.png` and error-map renders.
+
+Layout under the workdir:
+  <method>/fit.npz            frames (F, V, 3) mm, jaw_rotation, jaw_translation, codes,
+                              coefficients (F, V, S-1) (AIM methods), weights (F, S-1) (GBS)
+  <method>/meshes/frame_XXXX.<fmt>
+  <method>/chunk_XXX/         checkpoints and results of each chunk (resume)
+  report.json, per_frame.csv, per_frame_error.png, renders/error_maps.png
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Dict, Optional
+
+import ml_collections
+import numpy as np
+
+from aim_jax import files
+from aim_jax import model_dir as model_dir_lib
+from aim_jax.data.actor import Actor
+from aim_jax.fitting import io as fit_io
+from aim_jax.fitting import methods as methods_lib
+from aim_jax.fitting.basis import FitModel
+from aim_jax.runs import reporting
+
+
+def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
+                  ground_truth: Optional[str] = None, units: str = 'mm') -> tuple:
+  """The targets of a fitting run and their ground truth (None when unknown).
+
+  Args:
+    targets: 'synthetic' (the synthetic actor's held-out performance, `config.synthetic`), a
+      folder of OBJ/PLY frames in the actor's topology, or an npz (`fitting/io.py` formats).
+    ground_truth: optional ground-truth frames (folder or npz), replacing the synthetic truth.
+    units: units of a folder of frames ('mm', 'cm' or 'm').
+  Returns:
+    (targets {kind: TargetSet}, truth dict or None).
+  Raises:
+    fit_io.TargetError, ValueError: bad input, one line naming the file.
+  """
+  if targets == 'synthetic':
+    if actor.ground_truth is None:
+      raise fit_io.TargetError(f'{actor.source or actor.name}: synthetic targets need a model '
+                               'learned on the synthetic actor')
+    sequence, truth = methods_lib.synthetic_sequence_targets(config, actor)
+  else:
+    sequence, truth = fit_io.read_targets(targets, actor.faces, actor.num_vertices, units)
+  if ground_truth:
+    num_frames = next(iter(sequence.values())).num_frames
+    truth = fit_io.read_ground_truth(ground_truth, actor.num_vertices, num_frames)
+  return sequence, truth
+
+
+def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, workdir: str,
+            ground_truth: Optional[str] = None, units: str = 'mm',
+            log: Optional[Callable[[str], None]] = print) -> Dict:
+  """Loads the model directory and the targets (`read_sequence`), then `fit_and_report`.
+
+  The methods are checked before the model is loaded, so a typo fails fast.
+  """
+  methods_lib.parse_methods(config)
+  model = model_dir_lib.load_fit_model(model_dir)
+  sequence, truth = read_sequence(config, model.actor, targets, ground_truth, units)
+  return fit_and_report(config, model, sequence, truth, workdir, log=log)
+
+
+def write_report_outputs(workdir: str, config, actor: Actor, results: Dict, evaluation: Dict,
+                         truth: Optional[Dict], report: Dict):
+  """report.json, per_frame.csv, per_frame_error.png and error-map renders."""
+  files.write_json(os.path.join(workdir, 'report.json'), report)
+  per_frame = evaluation['per_frame_mm']
+  if not per_frame:
+    return
+  reporting.write_per_frame(workdir, per_frame,
+                            title=f'{actor.name}: mean per-vertex error per frame '
+                                  f'(against {evaluation["error_against"]})')
+  if not config.output.render or truth is None:
+    return
+  num_frames = truth['frames'].shape[0]
+  chosen = np.unique(np.linspace(0, num_frames - 1, config.output.render_frames).astype(int))
+  reporting.render_error_maps(os.path.join(workdir, 'renders', 'error_maps.png'),
+                              truth['frames'], results, actor.faces, actor.region, chosen)
+
+
+def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: Dict,
+                   truth: Optional[Dict], workdir: str,
+                   log: Optional[Callable[[str], None]] = print) -> Dict:
+  """Fits every method of `config.methods` in `workdir` (resuming), writes every output and
+  returns the report."""
+  methods = methods_lib.parse_methods(config)
+  os.makedirs(workdir, exist_ok=True)
+  num_frames = next(iter(targets.values())).num_frames
+  results, seconds = {}, {}
+  for method in methods:
+    if log:
+      log(f'fitting {method} to {num_frames} frames '
+          f'({", ".join(f"{k}: {t.points.count} points" for k, t in targets.items())})')
+    start = time.perf_counter()
+    results[method] = methods_lib.fit_method(method, config, model, targets, workdir, log)
+    seconds[method] = time.perf_counter() - start
+    out = os.path.join(workdir, method)
+    files.write_npz(os.path.join(out, 'fit.npz'), **results[method])
+    if config.output.meshes:
+      reporting.write_mesh_sequence(os.path.join(out, 'meshes'), results[method]['frames'],
+                                    model.actor.faces, config.output.mesh_format)
+  evaluation = methods_lib.evaluate_methods(results, truth, targets, model.actor)
+  report = {
+      'actor': model.actor.name,
+      'num_frames': num_frames,
+      'targets': {k: {'points': t.points.count} for k, t in targets.items()},
+      'error_against': evaluation['error_against'],
+      'error_mm': evaluation['error_mm'],
+      'jaw': evaluation['jaw'],
+      'seconds_this_run': seconds,
+      'seconds_per_frame_this_run': {m: s / num_frames for m, s in seconds.items()},
+      'config': config.to_dict(),
+  }
+  write_report_outputs(workdir, config, model.actor, results, evaluation, truth, report)
+  if log:
+    log(format_report(report))
+  return report
+
+
+def format_report(report: Dict) -> str:
+  """A few human-readable lines of a fitting report."""
+  lines = [f'{report["actor"]}: {report["num_frames"]} frames, error against '
+           f'{report["error_against"]}']
+  notes = {m: f'({s:.2f} s/frame)' for m, s in report['seconds_per_frame_this_run'].items()}
+  return '\n'.join(lines + reporting.error_table(report['error_mm'], report['jaw'], 10, notes))
