@@ -19,8 +19,8 @@ from ml_collections import config_flags
 from aim_jax.ablation import report as report_lib
 from aim_jax.ablation import runner
 from aim_jax.ablation import studies as studies_lib
-from aim_jax.data import ActorError, load_actor_source
-from aim_jax.train_loop import StopRequested
+from aim_jax.data import load_actor_source
+from aim_jax.runs.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/ablate.py',
                                           'Ablation configuration file.', lock_config=True)
@@ -39,25 +39,16 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   config = _CONFIG.value
   log = lambda line: print(line, flush=True)
-  try:
+  with one_line_errors(prefix='--study: '):
     studies = studies_lib.parse_studies(_STUDY.value)
-  except ValueError as err:
-    raise SystemExit(f'error: --study: {err}') from None
-  try:
+  with one_line_errors():
     jobs = runner.make_jobs(config, studies, _ACTOR.value, _WORKDIR.value)
     actor = load_actor_source(_ACTOR.value, config.learn)
     if actor.ground_truth is None:
       runner.sequence_targets(config.fit, actor, _ACTOR.value, 1, config.targets)
-  except (ActorError, KeyError, ValueError) as err:
-    raise SystemExit(f'error: {err}') from None
-  if not _REPORT_ONLY.value:
-    try:
+    if not _REPORT_ONLY.value:
       ablate_jobs.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
-    except StopRequested as stop:
-      raise SystemExit(str(stop)) from None
-    except ValueError as err:
-      raise SystemExit(f'error: {err}') from None
-  text = report_lib.report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
+    text = report_lib.report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
   log(text)
 
 

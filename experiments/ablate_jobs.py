@@ -19,6 +19,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 from aim_jax import progress as progress_lib
 from aim_jax.ablation import runner
+from aim_jax.runs.errors import one_line_errors
 
 Log = Optional[Callable[[str], None]]
 
@@ -100,11 +101,9 @@ def run_jobs(jobs: Sequence[runner.Job], parallel: int = 1, log: Log = print) ->
 def main(argv):
   if len(argv) != 2:
     raise SystemExit('usage: python experiments/ablate_jobs.py JOB_DIR')
-  try:
+  with one_line_errors():
     job = runner.load_job(argv[1])
-  except ValueError as err:
-    raise SystemExit(f'error: {err}') from None
-  runner.run_job(job, log=lambda line: print(line, flush=True))
+    runner.run_job(job, log=lambda line: print(line, flush=True))
 
 
 if __name__ == '__main__':

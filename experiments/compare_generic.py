@@ -15,9 +15,8 @@ AIM fits.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aim_jax.data import ActorError
 from aim_jax.runs import compare_generic
-from aim_jax.train_loop import StopRequested
+from aim_jax.runs.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/compare_generic.py',
                                           'Comparison configuration file.', lock_config=True)
@@ -34,14 +33,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where fits and the comparison g
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
+  with one_line_errors():
     compare_generic.run_compare_generic(_CONFIG.value, _ACTOR_DIR.value, _MODEL_DIR.value,
                                         _ICT_PATH.value, _WORKDIR.value,
                                         log=lambda line: print(line, flush=True))
-  except (ActorError, ValueError, FileNotFoundError) as err:
-    raise SystemExit(f'error: {err}') from None
-  except StopRequested as stop:
-    raise SystemExit(str(stop)) from None
 
 
 if __name__ == '__main__':

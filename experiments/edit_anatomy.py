@@ -14,9 +14,8 @@ accept it.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aim_jax import edit
-from aim_jax.data import ActorError
 from aim_jax.runs import edit as edit_run
+from aim_jax.runs.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/edit.py',
                                           'Edit configuration file.', lock_config=True)
@@ -29,11 +28,9 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the edited model goes (ne
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
+  with one_line_errors():
     edit_run.run_edit(_CONFIG.value, _MODEL_DIR.value, _WORKDIR.value,
                       log=lambda line: print(line, flush=True))
-  except (edit.EditError, ActorError, FileNotFoundError, ValueError) as err:
-    raise SystemExit(f'error: {err}') from None
 
 
 if __name__ == '__main__':

@@ -15,10 +15,8 @@ npz (formats: aim_jax/fitting/io.py and the README). A rerun with the same workd
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aim_jax.data import ActorError
-from aim_jax.fitting import io as fit_io
 from aim_jax.runs import fit as fit_run
-from aim_jax.train_loop import StopRequested
+from aim_jax.runs.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/fit.py',
                                           'Fitting configuration file.', lock_config=True)
@@ -34,14 +32,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where fits and reports go.', re
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
+  with one_line_errors():
     fit_run.run_fit(_CONFIG.value, _MODEL_DIR.value, _TARGETS.value, _WORKDIR.value,
                     ground_truth=_GROUND_TRUTH.value, units=_UNITS.value,
                     log=lambda line: print(line, flush=True))
-  except (ActorError, fit_io.TargetError, FileNotFoundError, ValueError) as err:
-    raise SystemExit(f'error: {err}') from None
-  except StopRequested as stop:
-    raise SystemExit(str(stop)) from None
 
 
 if __name__ == '__main__':

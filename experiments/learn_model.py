@@ -10,9 +10,9 @@ A rerun with the same workdir resumes from its last checkpoint.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aim_jax import train_loop
-from aim_jax.data import ActorError, load_actor_source
+from aim_jax.data import load_actor_source
 from aim_jax.runs import learn as learn_run
+from aim_jax.runs.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/learn_demo.py',
                                           'Learning configuration file.', lock_config=True)
@@ -25,15 +25,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   config = _CONFIG.value
-  try:
+  with one_line_errors():
     actor = load_actor_source(_ACTOR.value, config)
-  except ActorError as err:
-    raise SystemExit(f'error: {err}') from None
-  try:
     learn_run.learn_and_evaluate(config, actor, _WORKDIR.value,
                                  log=lambda line: print(line, flush=True))
-  except train_loop.StopRequested as stop:
-    raise SystemExit(str(stop)) from None
 
 
 if __name__ == '__main__':

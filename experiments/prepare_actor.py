@@ -13,7 +13,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aim_jax import prepare
-from aim_jax.data import ActorError
+from aim_jax.runs.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/ict_actor.py',
                                           'Actor preparation configuration file.',
@@ -46,11 +46,9 @@ def main(argv):
     source = 'folder:' + _FOLDER.value
   elif source == 'ict' and not (config.ict.path and config.skull.path):
     raise app.UsageError('--source=ict needs --ict_path and --skull_path')
-  try:
+  with one_line_errors():
     report = prepare.prepare_actor(source, _OUT.value, config,
                                    log=lambda line: print(line, flush=True))
-  except ActorError as err:
-    raise SystemExit(f'error: {err}') from None
   if 'after_warp' in report:
     fit = report['after_warp']
     print(f'bone fit: landmark depth mean abs error {fit["landmark_mean_abs_error_mm"]:.2f} mm, '

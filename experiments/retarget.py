@@ -22,10 +22,8 @@ renders/strip.png and renders/retarget.gif.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aim_jax import retarget
-from aim_jax.data import ActorError
-from aim_jax.fitting import io as fit_io
 from aim_jax.runs import retarget as retarget_run
+from aim_jax.runs.errors import one_line_errors
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/retarget.py',
                                           'Retargeting configuration file.', lock_config=True)
@@ -48,15 +46,12 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where outputs go.', required=Tr
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
+  with one_line_errors():
     retarget_run.run_retarget(_CONFIG.value, _SOURCE_MODEL.value, _TARGET_MODEL.value,
                               _WORKDIR.value, source_fit=_SOURCE_FIT.value,
                               source_frames=_SOURCE_FRAMES.value,
                               ground_truth=_GROUND_TRUTH.value, units=_UNITS.value,
                               log=lambda line: print(line, flush=True))
-  except (retarget.RetargetError, ActorError, fit_io.TargetError, FileNotFoundError,
-          ValueError) as err:
-    raise SystemExit(f'error: {err}') from None
 
 
 if __name__ == '__main__':
