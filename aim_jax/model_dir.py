@@ -70,8 +70,8 @@ def save_model(workdir: str, spec: aim.AIMSpec, config: ml_collections.ConfigDic
   info = {'spec': dataclasses.asdict(spec), 'config': config.to_dict(),
           'actor': {'name': actor.name, 'source': actor.source, 'shape_names':
                     list(actor.shape_names), 'num_vertices': actor.num_vertices}}
+  write_constraints(workdir, constraints)
   files.write_json(os.path.join(workdir, MODEL_JSON), info)
-  constraints.to_npz(os.path.join(workdir, CONSTRAINTS_NPZ))
 
 
 def read_constraints(workdir: str, num_vertices: int) -> Optional[SparseConstraints]:
@@ -82,6 +82,21 @@ def read_constraints(workdir: str, num_vertices: int) -> Optional[SparseConstrai
     return None
   constraints = SparseConstraints.from_npz(path)
   return constraints if constraints.num_vertices == num_vertices else None
+
+
+def is_edited(workdir: str) -> bool:
+  """True when workdir is an edited model (its model.json names an edit)."""
+  path = os.path.join(workdir, MODEL_JSON)
+  return os.path.isfile(path) and bool(files.read_json(path).get('edit'))
+
+
+def write_constraints(workdir: str, constraints: SparseConstraints):
+  """constraints.npz (atomically): the sparse constraints a model is learned with."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONSTRAINTS_NPZ)
+  tmp = os.path.join(workdir, '.constraints.tmp.npz')
+  constraints.to_npz(tmp)
+  os.replace(tmp, path)
 
 
 def read_info(workdir: str) -> Dict:

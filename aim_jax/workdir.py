@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -237,3 +238,14 @@ def claim(workdir: str, identity: Dict, restart: bool = False,
   if old != identity:
     _write_identity(workdir, identity)
   return identity
+
+
+@contextlib.contextmanager
+def open_run(path: str, identity: Dict, restart: bool = False,
+             log: Optional[Callable[[str], None]] = print, restart_flag: str = 'restart'):
+  """`with open_run(workdir, identity):` a usable, locked workdir holding this identity's run
+  (see `check_usable`, `Lock`, `claim`)."""
+  check_usable(path)
+  with Lock(path, log):
+    claim(path, identity, restart=restart, log=log, restart_flag=restart_flag)
+    yield path

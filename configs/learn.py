@@ -23,6 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.constraints.min_facing = 0.0
   # Fraction of trusted vertices casting rays: ~0.1 gives the paper's 5-10 % constrained points.
   config.constraints.source_fraction = 0.1
+  # Fewer constrained vertices than this fraction stops learning (the bones are probably
+  # misplaced: wrong units, axes or position); fewer than warn_fraction is reported.
+  config.constraints.min_fraction = 0.005
+  config.constraints.warn_fraction = 0.02
 
   config.model = ml_collections.ConfigDict()
   config.model.hidden = 256

@@ -20,7 +20,7 @@ from aim_jax.ablation import report as report_lib
 from aim_jax.ablation import runner
 from aim_jax.ablation import studies as studies_lib
 from aim_jax.data import load_actor_source
-from aim_jax.runs.errors import one_line_errors
+from aim_jax.runs.errors import one_line_errors, run_main
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/ablate.py',
                                           'Ablation configuration file.', lock_config=True)
@@ -54,4 +54,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  run_main(main)

@@ -16,7 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aim_jax.runs import fit as fit_run
-from aim_jax.runs.errors import one_line_errors
+from aim_jax.runs.errors import one_line_errors, run_main
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/fit.py',
                                           'Fitting configuration file.', lock_config=True)
@@ -27,6 +27,9 @@ _GROUND_TRUTH = flags.DEFINE_string('ground_truth', None,
                                     'Optional ground-truth frames (folder or npz).')
 _UNITS = flags.DEFINE_enum('units', 'mm', ['mm', 'cm', 'm'], 'Units of a folder of frames.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where fits and reports go.', required=True)
+_RESTART = flags.DEFINE_bool('restart', False, 'Start over in a workdir that holds a fit of '
+                             'another model, other targets or another config: the old fit is '
+                             'moved aside.')
 
 
 def main(argv):
@@ -35,9 +38,9 @@ def main(argv):
   with one_line_errors():
     fit_run.run_fit(_CONFIG.value, _MODEL_DIR.value, _TARGETS.value, _WORKDIR.value,
                     ground_truth=_GROUND_TRUTH.value, units=_UNITS.value,
-                    log=lambda line: print(line, flush=True))
+                    log=lambda line: print(line, flush=True), restart=_RESTART.value)
 
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  run_main(main)

@@ -12,13 +12,15 @@ from ml_collections import config_flags
 
 from aim_jax.data import load_actor_source
 from aim_jax.runs import learn as learn_run
-from aim_jax.runs.errors import one_line_errors
+from aim_jax.runs.errors import one_line_errors, run_main
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/learn_demo.py',
                                           'Learning configuration file.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints and outputs go.',
                                required=True)
 _ACTOR = flags.DEFINE_string('actor', 'synthetic', '"synthetic" or an actor folder.')
+_RESTART = flags.DEFINE_bool('restart', False, 'Start over in a workdir that holds a run of '
+                             'another actor or config: the old run is moved aside.')
 
 
 def main(argv):
@@ -28,9 +30,10 @@ def main(argv):
   with one_line_errors():
     actor = load_actor_source(_ACTOR.value, config)
     learn_run.learn_and_evaluate(config, actor, _WORKDIR.value,
-                                 log=lambda line: print(line, flush=True))
+                                 log=lambda line: print(line, flush=True),
+                                 restart=_RESTART.value)
 
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO.
-  app.run(main)
+  run_main(main)

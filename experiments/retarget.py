@@ -23,7 +23,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aim_jax.runs import retarget as retarget_run
-from aim_jax.runs.errors import one_line_errors
+from aim_jax.runs.errors import one_line_errors, run_main
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/retarget.py',
                                           'Retargeting configuration file.', lock_config=True)
@@ -56,4 +56,4 @@ def main(argv):
 
 if __name__ == '__main__':
   logging.set_verbosity(logging.WARNING)
-  app.run(main)
+  run_main(main)

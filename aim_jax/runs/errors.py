@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import sys
+from typing import Callable, Sequence
+
+from absl import app, flags
 
 from aim_jax import train_loop
 from aim_jax import workdir as workdir_lib
@@ -41,3 +45,47 @@ def one_line_errors(prefix: str = ''):
     raise SystemExit('interrupted') from None
   except OSError as err:
     raise SystemExit(f'error: {_os_error_line(err)}') from None
+
+
+def _config_problem(err: BaseException) -> str:
+  """One line out of config_flags' multi-line load errors (the OS error when there is one)."""
+  lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+  for line in lines:
+    if 'No such file' in line or 'Errno' in line or 'rror:' in line:
+      return line
+  return lines[0] if lines else type(err).__name__
+
+
+def run_main(main: Callable, config_flags_names: Sequence[str] = ('config',)):
+  """`app.run(main)` with one-line errors for the configuration too: a missing or broken config
+  file, or a `--config.*` override naming a field the config does not have."""
+  parsed = []
+
+  def checked(argv):
+    parsed.append(True)
+    for name in config_flags_names:
+      if name in flags.FLAGS:
+        try:
+          flags.FLAGS[name].value.keys()  # A config that failed to load raises here.
+        except Exception as err:  # noqa: BLE001 (config_flags raises many kinds)
+          raise SystemExit(f'error: --{name}: {_config_problem(err)}') from None
+    return main(argv)
+
+  try:
+    app.run(checked)
+  except SyntaxError as err:
+    if parsed:
+      raise
+    raise SystemExit(f'error: {err.filename}:{err.lineno}: {err.msg} (a config file)') from None
+  except (AttributeError, KeyError, TypeError) as err:
+    if parsed:
+      raise
+    overrides = [a.split('=')[0] for a in sys.argv[1:] if a.startswith('--config.')]
+    raise SystemExit(f'error: a config override names a field the config does not have '
+                     f'({", ".join(overrides) or "?"}: {str(err).strip(chr(34) + chr(39))})'
+                     ) from None
+  except Exception as err:  # noqa: BLE001 (config files can raise anything while loading)
+    if parsed:
+      raise
+    raise SystemExit(f'error: loading the configuration failed: {_config_problem(err)}'
+                     ) from None

@@ -22,12 +22,15 @@ from typing import Callable, Dict, Optional
 import ml_collections
 import numpy as np
 
-from aim_jax import files
+from aim_jax import files, train_loop
 from aim_jax import model_dir as model_dir_lib
+from aim_jax import workdir as workdir_lib
 from aim_jax.data.actor import Actor
 from aim_jax.fitting import io as fit_io
 from aim_jax.fitting import methods as methods_lib
+from aim_jax.fitting import plausibility
 from aim_jax.fitting.basis import FitModel
+from aim_jax.runs import identity as identity_lib
 from aim_jax.runs import reporting
 
 
@@ -60,15 +63,23 @@ def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
 
 def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, workdir: str,
             ground_truth: Optional[str] = None, units: str = 'mm',
-            log: Optional[Callable[[str], None]] = print) -> Dict:
-  """Loads the model directory and the targets (`read_sequence`), then `fit_and_report`.
+            log: Optional[Callable[[str], None]] = print, restart: bool = False) -> Dict:
+  """Loads the model directory and the targets (`read_sequence`), checks them against each other
+  (`fitting/plausibility.py`), then `fit_and_report` in the locked workdir.
 
-  The methods are checked before the model is loaded, so a typo fails fast.
+  The methods, step counts and intervals are checked before the model is loaded, so a typo
+  fails fast. A workdir holding a fit of another model, other targets or another config is
+  refused (`workdir.WorkdirError`) unless `restart`, which moves the old fit aside.
   """
   methods_lib.parse_methods(config)
+  train_loop.loop_options(config.train)
   model = model_dir_lib.load_fit_model(model_dir)
   sequence, truth = read_sequence(config, model.actor, targets, ground_truth, units)
-  return fit_and_report(config, model, sequence, truth, workdir, log=log)
+  plausibility.check_targets(sequence, model.actor.neutral,
+                             'synthetic targets' if targets == 'synthetic' else targets)
+  identity = identity_lib.fitting_identity(config, model_dir, sequence, truth)
+  with workdir_lib.open_run(workdir, identity, restart=restart, log=log):
+    return fit_and_report(config, model, sequence, truth, workdir, log=log)
 
 
 def write_report_outputs(workdir: str, config, actor: Actor, results: Dict, evaluation: Dict,
@@ -105,6 +116,11 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
     start = time.perf_counter()
     results[method] = methods_lib.fit_method(method, config, model, targets, workdir, log)
     seconds[method] = time.perf_counter() - start
+    bad = [k for k, v in results[method].items()
+           if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.all(np.isfinite(v))]
+    if bad:
+      raise train_loop.Diverged(f'{method}: non-finite {", ".join(sorted(bad))} in the fit; '
+                                f'nothing of it was written to {os.path.join(workdir, method)}')
     out = os.path.join(workdir, method)
     files.write_npz(os.path.join(out, 'fit.npz'), **results[method])
     if config.output.meshes:

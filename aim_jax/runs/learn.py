@@ -15,10 +15,12 @@ import ml_collections
 import numpy as np
 
 from aim_jax import eval as eval_lib
-from aim_jax import files, learning, model_dir
+from aim_jax import files, learning, model_dir, train_loop
+from aim_jax import workdir as workdir_lib
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
+from aim_jax.runs import identity as identity_lib
 from aim_jax.runs import learn_outputs
 
 
@@ -33,6 +35,7 @@ def constraints_for(actor: Actor, config: ml_collections.ConfigDict, workdir: st
       actor, max_depth_mm=config.constraints.max_depth_mm,
       min_facing=config.constraints.min_facing,
       source_fraction=config.constraints.source_fraction, seed=config.seed)
+  model_dir.write_constraints(workdir, constraints)
   if log:
     log(f'sparse anatomical constraints: {constraints.count} points on '
         f'{100 * constraints.fraction:.1f}% of {actor.num_vertices} vertices '
@@ -70,16 +73,52 @@ def evaluate(params, spec: aim.AIMSpec, actor: Actor,
   return summary, fields
 
 
+def check_constraint_fraction(actor: Actor, constraints: constraints_lib.SparseConstraints,
+                              config: ml_collections.ConfigDict,
+                              log: Optional[Callable[[str], None]] = print):
+  """Refuses too few constraints (below `constraints.min_fraction` of the vertices: the bones
+  are probably misplaced) and warns below `constraints.warn_fraction`."""
+  c = config.constraints
+  percent = 100 * constraints.fraction
+  if constraints.fraction < c.min_fraction:
+    raise ValueError(
+        f'{actor.source or actor.name}: only {constraints.count} sparse constraints '
+        f'({percent:.2f}% of the vertices, below constraints.min_fraction '
+        f'{100 * c.min_fraction:g}%): are the skull and mandible under the skin, in the same '
+        'units and axes? Lower constraints.min_fraction to learn anyway')
+  if constraints.fraction < c.warn_fraction and log:
+    log(f'WARNING: only {percent:.2f}% of the vertices carry a sparse constraint (fewer than '
+        f'{100 * c.warn_fraction:g}%); the anatomy between them will be poorly determined')
+
+
 def learn_and_evaluate(config: ml_collections.ConfigDict, actor: Actor, workdir: str,
-                       log: Optional[Callable[[str], None]] = print) -> Dict:
+                       log: Optional[Callable[[str], None]] = print,
+                       restart: bool = False) -> Dict:
   """Learns an AIM for `actor` in `workdir` (resuming if it holds a checkpoint), evaluates it
-  and writes every output. Returns the summary written to `workdir/summary.json`."""
-  os.makedirs(workdir, exist_ok=True)
-  constraints = constraints_for(actor, config, workdir, log)
+  and writes every output. Returns the summary written to `workdir/summary.json`.
+
+  The workdir is locked for the run and must hold a run of the same actor and config (else
+  `workdir.WorkdirError`, unless `restart`, which moves the old run aside). `model.json` is
+  written once the learned state exists; nothing is written from a diverged state.
+  """
   spec = learning.model_spec(config, actor)
-  model_dir.save_model(workdir, spec, config, actor, constraints)
+  learning.StepSettings.from_config(config, spec)  # Bad batch sizes fail here, in one line.
+  train_loop.loop_options(config.train)  # So do bad step counts and intervals.
+  if model_dir.is_edited(workdir):
+    raise workdir_lib.WorkdirError(
+        f'{workdir}: holds an edited model (edit_anatomy.py); learning would drop its edit. '
+        'Learn in another workdir')
+  identity = identity_lib.learning_identity(config, actor)
+  with workdir_lib.open_run(workdir, identity, restart=restart, log=log):
+    return _learn_and_evaluate(config, actor, workdir, log)
+
+
+def _learn_and_evaluate(config, actor, workdir, log):
+  constraints = constraints_for(actor, config, workdir, log)
+  check_constraint_fraction(actor, constraints, config, log)
   start = time.perf_counter()
   params, spec, _ = learning.train(config, actor, constraints, workdir, log=log)
+  model_dir.save_model(workdir, spec, config, actor, constraints)
   summary, fields = evaluate(params, spec, actor, constraints)
   summary['learning_seconds_this_run'] = time.perf_counter() - start
   learn_outputs.write_learning_outputs(workdir, config, actor, constraints, fields, summary)
