@@ -162,22 +162,31 @@ def read_npz_targets(file: str, triangles: np.ndarray, num_vertices: int
 
 
 def read_ground_truth(path: str, num_vertices: int, num_frames: int) -> Dict:
-  """Ground-truth frames (F, V, 3) mm from a folder of meshes or an npz with `frames`."""
+  """Ground-truth frames (F, V, 3) mm from a folder of meshes or an npz.
+
+  The npz holds `frames` (and optionally `jaw_rotation`, `jaw_translation`), as
+  `prepare_actor.py`'s performance.npz does, or the targets npz's names `gt_frames`,
+  `gt_jaw_rotation`, `gt_jaw_translation`; lengths in its `units` entry (default mm).
+  """
   if os.path.isdir(path):
     frames = read_mesh_frames(path, num_vertices)
     truth = {'frames': frames}
   else:
     data = _load_npz(path)
-    if 'frames' not in data:
-      raise TargetError(f'{path}: ground truth npz needs `frames` (F, V, 3)')
+    prefix = '' if 'frames' in data else 'gt_'
+    if prefix + 'frames' not in data:
+      raise TargetError(f'{path}: ground truth npz needs `frames` or `gt_frames` (F, V, 3)')
     scale = _units_scale(data, path)
-    truth = {'frames': np.asarray(data['frames'], np.float32) * scale}
-    if 'jaw_rotation' in data and 'jaw_translation' in data:
-      truth['jaw_rotation'] = np.asarray(data['jaw_rotation'], np.float32)
-      truth['jaw_translation'] = np.asarray(data['jaw_translation'], np.float32) * scale
+    truth = {'frames': np.asarray(data[prefix + 'frames'], np.float32) * scale}
+    if prefix + 'jaw_rotation' in data and prefix + 'jaw_translation' in data:
+      truth['jaw_rotation'] = np.asarray(data[prefix + 'jaw_rotation'], np.float32)
+      truth['jaw_translation'] = np.asarray(data[prefix + 'jaw_translation'],
+                                            np.float32) * scale
   if truth['frames'].shape != (num_frames, num_vertices, 3):
     raise TargetError(f'{path}: ground truth frames have shape {truth["frames"].shape}, '
                       f'expected ({num_frames}, {num_vertices}, 3)')
+  if not np.all(np.isfinite(truth['frames'])):
+    raise TargetError(f'{path}: ground truth frames hold NaN or infinite values')
   return truth
 
 

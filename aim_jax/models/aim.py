@@ -74,6 +74,8 @@ class AIMSpec:
       raise ValueError(f'num_shapes must be >= 2, got {self.num_shapes}')
     if self.layout not in LAYOUTS:
       raise ValueError(f'layout must be one of {LAYOUTS}, got {self.layout!r}')
+    for name in NETWORKS:  # Checks every network's settings (activation, sizes) now.
+      self.mlp(name)
 
   def mlp(self, name: str) -> siren.MLPSpec:
     out = {'bone': 3, 'normal': 3, 'thickness': 1, 'skinning': 1,

@@ -33,7 +33,7 @@ def actor_hash(actor: Actor) -> str:
       actor.shapes, actor.faces, actor.skull.vertices, actor.skull.faces,
       actor.mandible.vertices, actor.mandible.faces, actor.pivot, actor.trusted, actor.region,
       '/'.join(actor.shape_names), jaws[0], jaws[1],
-      *(None if gt is None else (gt.bone_point, gt.thickness, gt.jaw_rotation)))
+      *(() if gt is None else (gt.bone_point, gt.thickness, gt.jaw_rotation)))
 
 
 def config_values(config: ml_collections.ConfigDict, drop: Sequence[str]) -> Dict:
