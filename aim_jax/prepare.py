@@ -136,7 +136,7 @@ def make_ict_actor(config: ml_collections.ConfigDict,
       faces=faces, skull=fit.cranium, mandible=fit.mandible, pivot=fit.pivot,
       trusted=trusted_mask(model, head, vertex_ids, cfg), region=region,
       source=f'{model.source} ({config.name or default_name})',
-      shape_jaws=(rotation, translation))
+      shape_jaws=(rotation, translation), source_vertex_ids=vertex_ids)
   performance = None
   if cfg.performance_frames:
     performance = ict.make_performance(model, head, vertex_ids, fit.pivot,
@@ -204,6 +204,24 @@ def _to_json(value):
   return value
 
 
+def check_output_folder(out: str):
+  """ActorError unless `out` is missing, empty or an actor folder (one `prepare_actor` may
+  rewrite): a model or fitting workdir, or any other folder with files, is never written into."""
+  if not os.path.exists(out):
+    return
+  if not os.path.isdir(out):
+    raise ActorError(f'{out}: exists and is not a folder')
+  entries = set(os.listdir(out))
+  if not entries:
+    return
+  if entries & {'model.json', 'checkpoints', 'identity.json'}:
+    raise ActorError(f'{out}: is a model or run workdir, not an actor folder; write the actor '
+                     'to another folder')
+  if 'actor.json' not in entries and not any(e.startswith('neutral.') for e in entries):
+    raise ActorError(f'{out}: is a folder with other files, not an actor folder; write the '
+                     'actor to an empty or new folder')
+
+
 def prepare_actor(source: str, out: str, config: ml_collections.ConfigDict,
                   log: Optional[Callable[[str], None]] = print) -> Dict:
   """Writes an actor folder for `source` ('synthetic', 'ict' or 'folder:<path>' / a path).
@@ -214,6 +232,7 @@ def prepare_actor(source: str, out: str, config: ml_collections.ConfigDict,
     ActorError: bad input, one line naming the file and the problem.
   """
   log = log or (lambda line: None)
+  check_output_folder(out)
   start = time.perf_counter()
   extra = None
   if source == 'synthetic':

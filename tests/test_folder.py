@@ -390,7 +390,7 @@ _ERRORS = [
      r'actor\.json: unknown units \'inch\'; expected one of mm, cm, m'),
     ('unknown_keys', _json(scale=2, colour='red'),
      r"actor\.json: unknown key\(s\) 'colour', 'scale'; allowed keys: jaw_transforms, name, "
-     r'pivot, region, shape_order, trusted, units'),
+     r'pivot, region, shape_order, source_vertex_ids, trusted, units'),
     ('pivot_short', _json(pivot=[1, 2]),
      r'actor\.json: pivot must be 3 finite numbers \[x, y, z\] in mm, got \[1, 2\]'),
     ('pivot_text', _json(pivot=[1, 2, 'a']), r'actor\.json: pivot must be 3 finite numbers'),

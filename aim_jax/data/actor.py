@@ -81,6 +81,8 @@ class Actor:
     shape_jaws: optional per-shape jaw transforms the user fitted (e.g. from tracked teeth):
       (rotation (S, 3, 3), translation (S, 3) mm) about `pivot`, a mandible point p moving to
       R (p - pivot) + pivot + t. Used only by the learning's optional jaw prior.
+    source_vertex_ids: optional (V,) int, each vertex's index in the larger mesh the actor was
+      cut from (e.g. ICT's full head), so frames in that topology can be cropped to the actor's.
   """
   name: str
   shapes: np.ndarray
@@ -96,6 +98,7 @@ class Actor:
   ground_truth: Optional[GroundTruth] = None
   source: str = ''
   shape_jaws: Optional[Tuple[np.ndarray, np.ndarray]] = None
+  source_vertex_ids: Optional[np.ndarray] = None
 
   def __post_init__(self):
     validate_actor(self)
@@ -206,6 +209,12 @@ def validate_actor(actor: Actor,
             f'({shapes.shape[0]}, 3) translations, got {rotation.shape} and {translation.shape}')
     _check_finite(src, 'jaw rotations', rotation)
     _check_finite(src, 'jaw translations', translation)
+  if actor.source_vertex_ids is not None:
+    ids = np.asarray(actor.source_vertex_ids)
+    if (ids.shape != (shapes.shape[1],) or not np.issubdtype(ids.dtype, np.integer)
+        or ids.min() < 0 or len(np.unique(ids)) != len(ids)):
+      _fail(src, f'source_vertex_ids must be {shapes.shape[1]} distinct non-negative integers, '
+            f'got shape {ids.shape} ({ids.dtype})')
 
 
 def make_actor(name: str,
@@ -220,7 +229,8 @@ def make_actor(name: str,
                ground_truth: Optional[GroundTruth] = None,
                source: str = '',
                symmetry_tolerance_mm: float = 1.0,
-               shape_jaws: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Actor:
+               shape_jaws: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+               source_vertex_ids: Optional[np.ndarray] = None) -> Actor:
   """Builds a validated Actor, computing the symmetry map and mirror plane from the neutral.
 
   Args:
@@ -252,4 +262,6 @@ def make_actor(name: str,
       mirror_plane=np.asarray(plane, np.float32), trusted=trusted, region=region,
       ground_truth=ground_truth, source=source,
       shape_jaws=None if shape_jaws is None else tuple(np.asarray(a, np.float32)
-                                                        for a in shape_jaws))
+                                                        for a in shape_jaws),
+      source_vertex_ids=None if source_vertex_ids is None else np.asarray(source_vertex_ids,
+                                                                          np.int64))

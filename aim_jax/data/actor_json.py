@@ -16,7 +16,8 @@ from aim_jax.data.actor import file_error
 
 FILE_NAME = 'actor.json'
 UNITS_TO_MM = {'mm': 1.0, 'cm': 10.0, 'm': 1000.0}
-JSON_KEYS = ('jaw_transforms', 'name', 'pivot', 'region', 'shape_order', 'trusted', 'units')
+JSON_KEYS = ('jaw_transforms', 'name', 'pivot', 'region', 'shape_order', 'source_vertex_ids',
+             'trusted', 'units')
 
 
 def read_settings(folder: str) -> dict:
@@ -97,6 +98,28 @@ def read_mask(folder: str, what: str, value, num_vertices: int) -> np.ndarray:
   mask = np.zeros(num_vertices, bool)
   mask[array] = True
   return mask
+
+
+def read_vertex_ids(folder: str, value, num_vertices: int) -> np.ndarray:
+  """(V,) int64 from actor.json's `source_vertex_ids` (a .npy file name): each actor vertex's
+  index in the mesh the actor was cut from."""
+  json_file = os.path.join(folder, FILE_NAME)
+  if not isinstance(value, str):
+    raise file_error(json_file, 'source_vertex_ids must be a .npy file name')
+  file = os.path.join(folder, value)
+  if not os.path.isfile(file):
+    raise file_error(json_file, f'source_vertex_ids: no such file {value!r} in the actor folder')
+  try:
+    if not file_starts_with(file, b'\x93NUMPY'):
+      raise ValueError('not a .npy file')
+    ids = np.load(file, allow_pickle=False)
+  except (OSError, ValueError, EOFError) as err:
+    raise file_error(file, f'unreadable .npy ({err})') from err
+  if (ids.shape != (num_vertices,) or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0
+      or len(np.unique(ids)) != num_vertices):
+    raise file_error(file, f'must hold {num_vertices} distinct non-negative vertex ids, got '
+                     f'{ids.dtype} of shape {ids.shape}')
+  return ids.astype(np.int64)
 
 
 def ordered_names(json_file: str, neutral_name: str, expression_names, order):

@@ -58,6 +58,7 @@ _EXPRESSIONS = 'expressions'
 _JSON = actor_json.FILE_NAME
 _GROUND_TRUTH = 'ground_truth.npz'
 _JAWS = 'jaw_transforms.json'
+_SOURCE_IDS = 'source_vertex_ids.npy'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,12 +249,15 @@ def load_actor(path: str) -> Actor:
   if 'jaw_transforms' in settings:
     shape_jaws = actor_json.read_jaw_transforms(os.path.join(folder, settings['jaw_transforms']),
                                      shape_names, pivot, scale)
+  source_ids = None
+  if 'source_vertex_ids' in settings:
+    source_ids = actor_json.read_vertex_ids(folder, settings['source_vertex_ids'], num_vertices)
   name = settings.get('name') or os.path.basename(os.path.normpath(os.path.abspath(folder)))
   return make_actor(
       name=name, shapes=shapes, shape_names=shape_names, faces=faces, skull=bones['skull'],
       mandible=bones['mandible'], pivot=pivot, trusted=masks.get('trusted'),
       region=masks.get('region'), ground_truth=ground_truth, source=folder,
-      shape_jaws=shape_jaws)
+      shape_jaws=shape_jaws, source_vertex_ids=source_ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +286,8 @@ def _owned_entries(folder: str):
   for entry in _listdir(folder):
     stem, extension = os.path.splitext(entry)
     if ((stem in _MESH_STEMS and extension.lower() in ('.obj', '.ply'))
-        or entry in (_JSON, _GROUND_TRUTH, _JAWS, 'trusted.npy', 'region.npy', _EXPRESSIONS)):
+        or entry in (_JSON, _GROUND_TRUTH, _JAWS, 'trusted.npy', 'region.npy', _SOURCE_IDS,
+                     _EXPRESSIONS)):
       owned.append(entry)
   return owned
 
@@ -310,6 +315,9 @@ def _write_folder(actor: Actor, folder: str, units: str, mesh_format: str):
     if not mask.all():
       np.save(os.path.join(folder, what + '.npy'), mask)
       settings[what] = what + '.npy'
+  if actor.source_vertex_ids is not None:
+    np.save(os.path.join(folder, _SOURCE_IDS), np.asarray(actor.source_vertex_ids, np.int64))
+    settings['source_vertex_ids'] = _SOURCE_IDS
   if actor.shape_jaws is not None:
     rotation, translation = (np.asarray(a, np.float64) for a in actor.shape_jaws)
     with open(os.path.join(folder, _JAWS), 'w', encoding='utf-8') as f:

@@ -40,8 +40,28 @@ def _natural_key(name: str):
   return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', name)]
 
 
-def read_mesh_frames(path: str, num_vertices: int, scale: float = 1.0) -> np.ndarray:
-  """(F, V, 3) mm from a folder of .obj/.ply files, checked against the actor's vertex count."""
+def to_actor_topology(frames: np.ndarray, num_vertices: int,
+                      source_vertex_ids: Optional[np.ndarray], where: str) -> np.ndarray:
+  """Frames (F, V', 3) in the actor's topology: as they are when V' is the actor's vertex count,
+  cropped to the actor's vertices when they are in the topology of the larger mesh the actor was
+  cut from (`Actor.source_vertex_ids`); TargetError otherwise."""
+  if frames.ndim != 3 or frames.shape[-1] != 3:
+    raise TargetError(f'{where}: frames must have shape (F, V, 3), got {frames.shape}')
+  count = frames.shape[1]
+  if count == num_vertices:
+    return frames
+  if source_vertex_ids is not None and count > int(np.max(source_vertex_ids)):
+    return frames[:, np.asarray(source_vertex_ids)]
+  source = ('' if source_vertex_ids is None else
+            f' or the {int(np.max(source_vertex_ids)) + 1}+ of the mesh it was cut from')
+  raise TargetError(f'{where}: {count} vertices, but the actor has {num_vertices}{source} '
+                    '(targets must be in the actor\'s topology)')
+
+
+def read_mesh_frames(path: str, num_vertices: int, scale: float = 1.0,
+                     source_vertex_ids: Optional[np.ndarray] = None) -> np.ndarray:
+  """(F, V, 3) mm from a folder of .obj/.ply files, checked against the actor's vertex count
+  (frames of the mesh the actor was cut from are cropped, see `to_actor_topology`)."""
   if not os.path.isdir(path):
     raise TargetError(f'{path}: no such folder')
   files = sorted((f for f in os.listdir(path) if f.lower().endswith(('.obj', '.ply'))),
@@ -55,10 +75,7 @@ def read_mesh_frames(path: str, num_vertices: int, scale: float = 1.0) -> np.nda
       vertices, _ = mesh_io.read_mesh(file, scale)
     except ActorError as err:
       raise TargetError(str(err)) from None
-    if vertices.shape[0] != num_vertices:
-      raise TargetError(f'{file}: {vertices.shape[0]} vertices, but the actor has '
-                        f'{num_vertices} (targets must be in the actor\'s topology)')
-    frames.append(vertices)
+    frames.append(to_actor_topology(vertices[None], num_vertices, source_vertex_ids, file)[0])
   return np.stack(frames).astype(np.float32)
 
 
@@ -107,7 +124,8 @@ def _load_npz(file: str) -> Dict[str, np.ndarray]:
     raise TargetError(f'{file}: unreadable npz ({type(err).__name__}: {err})') from None
 
 
-def read_npz_targets(file: str, triangles: np.ndarray, num_vertices: int
+def read_npz_targets(file: str, triangles: np.ndarray, num_vertices: int,
+                     source_vertex_ids: Optional[np.ndarray] = None
                      ) -> Tuple[Dict[str, targets_lib.TargetSet], Optional[Dict]]:
   """Targets (and ground truth, when present) from an npz; see the module docstring."""
   data = _load_npz(file)
@@ -115,10 +133,8 @@ def read_npz_targets(file: str, triangles: np.ndarray, num_vertices: int
   targets = {}
   try:
     if 'frames' in data:
-      frames = np.asarray(data['frames'], np.float32) * scale
-      if frames.ndim != 3 or frames.shape[1:] != (num_vertices, 3):
-        raise TargetError(f'{file}: frames must have shape (F, {num_vertices}, 3), got '
-                          f'{frames.shape}')
+      frames = to_actor_topology(np.asarray(data['frames'], np.float32) * scale, num_vertices,
+                                 source_vertex_ids, file)
       if not np.all(np.isfinite(frames)):
         raise TargetError(f'{file}: frames contain NaN or infinite coordinates')
       targets['dense'] = targets_lib.dense_targets(frames, source=file)
@@ -150,18 +166,22 @@ def read_npz_targets(file: str, triangles: np.ndarray, num_vertices: int
   if not targets:
     raise TargetError(f'{file}: no targets found (expected frames, markers or landmarks)')
   frame_counts = {k: t.num_frames for k, t in targets.items()}
+  if min(frame_counts.values()) == 0:
+    raise TargetError(f'{file}: no frames ({frame_counts})')
   if len(set(frame_counts.values())) > 1:
     raise TargetError(f'{file}: target kinds have different frame counts {frame_counts}')
   truth = None
   if 'gt_frames' in data:
-    truth = {'frames': np.asarray(data['gt_frames'], np.float32) * scale}
+    truth = {'frames': to_actor_topology(np.asarray(data['gt_frames'], np.float32) * scale,
+                                         num_vertices, source_vertex_ids, file)}
     if 'gt_jaw_rotation' in data and 'gt_jaw_translation' in data:
       truth['jaw_rotation'] = np.asarray(data['gt_jaw_rotation'], np.float32)
       truth['jaw_translation'] = np.asarray(data['gt_jaw_translation'], np.float32) * scale
   return targets, truth
 
 
-def read_ground_truth(path: str, num_vertices: int, num_frames: int) -> Dict:
+def read_ground_truth(path: str, num_vertices: int, num_frames: int,
+                      source_vertex_ids: Optional[np.ndarray] = None) -> Dict:
   """Ground-truth frames (F, V, 3) mm from a folder of meshes or an npz.
 
   The npz holds `frames` (and optionally `jaw_rotation`, `jaw_translation`), as
@@ -169,7 +189,7 @@ def read_ground_truth(path: str, num_vertices: int, num_frames: int) -> Dict:
   `gt_jaw_rotation`, `gt_jaw_translation`; lengths in its `units` entry (default mm).
   """
   if os.path.isdir(path):
-    frames = read_mesh_frames(path, num_vertices)
+    frames = read_mesh_frames(path, num_vertices, source_vertex_ids=source_vertex_ids)
     truth = {'frames': frames}
   else:
     data = _load_npz(path)
@@ -177,7 +197,8 @@ def read_ground_truth(path: str, num_vertices: int, num_frames: int) -> Dict:
     if prefix + 'frames' not in data:
       raise TargetError(f'{path}: ground truth npz needs `frames` or `gt_frames` (F, V, 3)')
     scale = _units_scale(data, path)
-    truth = {'frames': np.asarray(data[prefix + 'frames'], np.float32) * scale}
+    truth = {'frames': to_actor_topology(np.asarray(data[prefix + 'frames'], np.float32) * scale,
+                                         num_vertices, source_vertex_ids, path)}
     if prefix + 'jaw_rotation' in data and prefix + 'jaw_translation' in data:
       truth['jaw_rotation'] = np.asarray(data[prefix + 'jaw_rotation'], np.float32)
       truth['jaw_translation'] = np.asarray(data[prefix + 'jaw_translation'],
@@ -190,20 +211,24 @@ def read_ground_truth(path: str, num_vertices: int, num_frames: int) -> Dict:
   return truth
 
 
-def read_targets(path: str, triangles: np.ndarray, num_vertices: int, units: str = 'mm'
+def read_targets(path: str, triangles: np.ndarray, num_vertices: int, units: str = 'mm',
+                 source_vertex_ids: Optional[np.ndarray] = None
                  ) -> Tuple[Dict[str, targets_lib.TargetSet], Optional[Dict]]:
   """Targets from a folder of meshes (dense) or an npz. Returns (targets, ground truth or None).
 
   Args:
     units: the units of a folder of meshes ('mm', 'cm', 'm'); an npz states its own.
+    source_vertex_ids: (V,) the actor's vertices in the mesh it was cut from, if it was: frames
+      in that mesh's topology are then cropped to the actor's.
   """
   if os.path.isdir(path):
     if units not in actor_json.UNITS_TO_MM:
       raise TargetError(f'{path}: unknown units {units!r}')
-    frames = read_mesh_frames(path, num_vertices, actor_json.UNITS_TO_MM[units])
+    frames = read_mesh_frames(path, num_vertices, actor_json.UNITS_TO_MM[units],
+                              source_vertex_ids)
     return {'dense': targets_lib.dense_targets(frames, source=path)}, None
   if path.lower().endswith('.npz'):
-    return read_npz_targets(path, triangles, num_vertices)
+    return read_npz_targets(path, triangles, num_vertices, source_vertex_ids)
   if not os.path.exists(path):
     raise TargetError(f'{path}: no such file or folder')
   raise TargetError(f'{path}: unknown target format; expected a folder of .obj/.ply frames '

@@ -54,10 +54,12 @@ def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
                                'learned on the synthetic actor')
     sequence, truth = methods_lib.synthetic_sequence_targets(config, actor)
   else:
-    sequence, truth = fit_io.read_targets(targets, actor.faces, actor.num_vertices, units)
+    sequence, truth = fit_io.read_targets(targets, actor.faces, actor.num_vertices, units,
+                                          actor.source_vertex_ids)
   if ground_truth:
     num_frames = next(iter(sequence.values())).num_frames
-    truth = fit_io.read_ground_truth(ground_truth, actor.num_vertices, num_frames)
+    truth = fit_io.read_ground_truth(ground_truth, actor.num_vertices, num_frames,
+                                     actor.source_vertex_ids)
   return sequence, truth
 
 
