@@ -6,11 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from aim_jax.data import folder as folder_lib
+from aim_jax import mesh_io
 from aim_jax.data import synthetic
 from aim_jax.fitting import io as fit_io
-from aim_jax.fitting import methods, synthetic_targets
-from configs import fit_test
+from aim_jax.fitting import synthetic_targets
 
 
 @pytest.fixture(scope='module')
@@ -21,7 +20,7 @@ def actor():
 def _write_frames(folder, frames, faces, fmt='obj'):
   os.makedirs(folder, exist_ok=True)
   for j, frame in enumerate(frames):
-    folder_lib.write_mesh(os.path.join(folder, f'frame_{j}.{fmt}'), frame, faces)
+    mesh_io.write_mesh(os.path.join(folder, f'frame_{j}.{fmt}'), frame, faces)
 
 
 def test_folder_of_frames_natural_order_and_units(tmp_path, actor):
@@ -90,12 +89,3 @@ def test_bad_files_and_folders(tmp_path, actor):
   with pytest.raises(fit_io.TargetError, match='unknown target format'):
     (tmp_path / 'x.txt').write_text('1')
     fit_io.read_targets(str(tmp_path / 'x.txt'), actor.faces, actor.num_vertices)
-
-
-def test_unknown_fit_method_is_refused():
-  config = fit_test.get_config()
-  config.methods = 'aim,foo'
-  with pytest.raises(ValueError, match="unknown or no method.*foo"):
-    methods.parse_methods(config)
-  config.methods = 'gbs, aim'
-  assert methods.parse_methods(config) == ['gbs', 'aim']
