@@ -5,10 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from tiny import TINY_PIVOT, make_tiny_actor, tiny_neutral
+from tiny import TINY_PIVOT, make_tiny_actor
 
 from aim_jax import rigid_np
-from aim_jax.data import symmetry
 from aim_jax.data.actor import ActorError, GroundTruth, Mesh, make_actor
 
 V = 144  # Vertices of the default tiny actor (12 x 12).
@@ -252,17 +251,3 @@ def test_asymmetric_vertices_get_minus_one(tiny_actor):
   # A looser tolerance pairs them again.
   loose = make_actor(**kwargs, symmetry_tolerance_mm=6.0)
   assert loose.symmetry[vertex] == partner and loose.symmetry[partner] == vertex
-
-
-def test_symmetry_map_tolerance_and_reflect():
-  neutral = tiny_neutral(6)
-  plane = np.array([1.0, 0.0, 0.0, 0.0])
-  shifted = neutral + [0.5, 0.0, 0.0]  # Mirror images land 1 mm from their partners.
-  assert (symmetry.symmetry_map(shifted, plane, tolerance_mm=0.9) == -1).all()
-  assert (symmetry.symmetry_map(shifted, plane, tolerance_mm=1.1) >= 0).all()
-  np.testing.assert_allclose(symmetry.mirror_plane(shifted), [1, 0, 0, 0.5], atol=1e-6)
-  points = np.array([[1.0, 2.0, 3.0]])
-  tilted = np.array([0.0, 1.0, 0.0, 1.0])
-  np.testing.assert_allclose(rigid_np.reflect(points, tilted), [[1.0, 0.0, 3.0]])
-  np.testing.assert_allclose(rigid_np.reflect_direction(np.array([[0.0, 1.0, 0.0]]), tilted),
-                             [[0.0, -1.0, 0.0]])

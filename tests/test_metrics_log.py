@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from aim_jax import metrics_log, progress
+from aim_jax import metrics_log
 
 
 def test_non_finite_values_are_written_as_null(tmp_path):
@@ -44,21 +44,3 @@ def test_curves_and_median_rate(tmp_path):
   assert 'rate' not in curves
   assert metrics_log.median_rate(path) == 15.0
   assert metrics_log.median_rate(str(tmp_path / 'none.jsonl')) is None
-
-
-def test_progress_line_and_record():
-  lines = []
-  meter = progress.Progress(total=100, start=0, log=lines.append)
-  record = meter.update(50, {'total': 1.5, 'fit': 0.5})
-  meter.note('extra note')
-  meter.flush()
-  assert record['step'] == 50 and record['rate'] > 0 and record['eta_s'] >= 0
-  assert lines[0].startswith('step 50/100  loss 1.5  [fit 0.5]') and lines[0].endswith(
-      'extra note')
-
-
-def test_format_duration():
-  assert progress.format_duration(5) == '5s'
-  assert progress.format_duration(125) == '2m05s'
-  assert progress.format_duration(7260) == '2h01m'
-  assert progress.format_duration(-3) == '0s'

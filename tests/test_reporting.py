@@ -1,38 +1,10 @@
-"""Atomic writes (aim_jax/files.py) and what runs report alike (aim_jax/runs/reporting.py)."""
-
-import json
-import os
+"""What runs report alike (aim_jax/runs/reporting.py): per-frame CSV and plot, error lines."""
 
 import numpy as np
 import pytest
 
 from aim_jax import eval as eval_lib
-from aim_jax import files
 from aim_jax.runs import reporting
-
-
-def test_json_with_nan_writes_null_and_is_strict(tmp_path):
-  path = str(tmp_path / 'sub' / 'report.json')
-  data = {'mean': float('nan'), 'max': np.float32(np.inf), 'count': np.int64(3),
-          'per_frame': np.array([1.5, np.nan]), 'nested': [{'x': -np.inf}], 'name': 'a'}
-  assert files.write_json(path, data) == path
-  text = open(path).read()
-  back = json.loads(text, parse_constant=lambda c: pytest.fail(f'non-strict JSON: {c}'))
-  assert back == {'mean': None, 'max': None, 'count': 3, 'per_frame': [1.5, None],
-                  'nested': [{'x': None}], 'name': 'a'}
-  assert os.listdir(tmp_path / 'sub') == ['report.json']  # No temporary file left.
-  assert files.read_json(path) == back
-
-
-def test_npz_and_text_writes(tmp_path):
-  path = str(tmp_path / 'fit.npz')
-  files.write_npz(path, frames=np.arange(6.0).reshape(2, 3), units=np.array('mm'))
-  with np.load(path) as data:
-    np.testing.assert_array_equal(data['frames'], np.arange(6.0).reshape(2, 3))
-    assert str(data['units']) == 'mm'
-  assert os.listdir(tmp_path) == ['fit.npz']
-  files.write_text(str(tmp_path / 'a.md'), 'hello\n')
-  assert open(tmp_path / 'a.md').read() == 'hello\n'
 
 
 def test_per_frame_csv_contents(tmp_path):

@@ -3,7 +3,8 @@
 `make_model_workdir(workdir, seed)` writes a real model workdir (model.json, constraints.npz,
 an orbax checkpoint) for the resolution-24 synthetic actor of `seed` with configs/learn_test.py,
 holding the initial parameters (plus a little random noise on the jaw transforms, so they are not
-the identity): it tests the plumbing in a second, not the learning (tests/test_learning.py).
+the identity): it tests the plumbing in a second, not the learning
+(tests/end_to_end/test_learn_command.py).
 """
 
 from __future__ import annotations

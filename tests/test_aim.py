@@ -1,4 +1,5 @@
-"""The AIM ensemble: shapes, identities at initialisation, layouts, chunked evaluation."""
+"""The AIM ensemble (aim_jax/models/aim.py): shapes, identities at initialisation, layouts, chunked
+evaluation."""
 
 import jax
 import jax.numpy as jnp

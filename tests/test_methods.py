@@ -1,0 +1,66 @@
+"""The fitting methods (aim_jax/fitting/methods.py): parsing config.methods, synthetic sequence
+targets of each kind, and what the methods' errors are measured against."""
+
+import numpy as np
+import pytest
+
+from aim_jax.fitting import methods
+from aim_jax.fitting import targets as targets_lib
+from configs import fit_test
+
+
+def test_unknown_fit_method_is_refused():
+  config = fit_test.get_config()
+  config.methods = 'aim,foo'
+  with pytest.raises(ValueError, match="unknown or no method.*foo"):
+    methods.parse_methods(config)
+  config.methods = 'gbs, aim'
+  assert methods.parse_methods(config) == ['gbs', 'aim']
+
+
+def test_empty_methods_are_refused_naming_the_choices():
+  config = fit_test.get_config()
+  config.methods = ' , '
+  with pytest.raises(ValueError, match=r"config.methods: unknown or no method\(s\) \[\]; "
+                     r"expected \('aim', 'aim_global', 'gbs'\)"):
+    methods.parse_methods(config)
+
+
+@pytest.mark.parametrize('kind, count', [('dense', None), ('markers', 40), ('landmarks', 200)])
+def test_synthetic_sequence_targets_of_each_kind(actor, kind, count):
+  config = fit_test.get_config()
+  config.synthetic.kind = kind
+  targets, truth = methods.synthetic_sequence_targets(config, actor)
+  frames = config.synthetic.num_frames
+  assert set(targets) == {kind} and targets[kind].num_frames == frames
+  expected = int(actor.region.sum()) if kind == 'dense' else count
+  assert targets[kind].points.count == expected
+  assert truth['frames'].shape == (frames, actor.num_vertices, 3)
+  assert truth['jaw_rotation'].shape == (frames, 3, 3)
+  assert truth['jaw_translation'].shape == (frames, 3)
+  if kind == 'dense':  # The targets are the true frames on the region.
+    np.testing.assert_allclose(targets['dense'].values, truth['frames'][:, actor.region],
+                               atol=1e-4)
+  config.synthetic.kind = 'mesh'
+  with pytest.raises(ValueError, match="synthetic.kind must be .*'mesh'"):
+    methods.synthetic_sequence_targets(config, actor)
+
+
+def test_evaluate_methods_against_truth_dense_targets_or_nothing(tiny_actor):
+  frames = np.asarray(tiny_actor.shapes, np.float32)
+  shifted = frames + np.array([0.0, 0.0, 2.0], np.float32)  # 2 mm off everywhere.
+  results = {'gbs': {'frames': shifted}}
+  against_truth = methods.evaluate_methods(results, {'frames': frames}, {}, tiny_actor)
+  assert against_truth['error_against'] == 'ground_truth'
+  assert against_truth['error_mm']['gbs']['mean'] == pytest.approx(2.0, abs=1e-5)
+  assert against_truth['error_mm']['gbs']['count'] == 3 * int(tiny_actor.region.sum())
+  assert against_truth['jaw'] == {}  # No method fitted jaws.
+  # Dense targets on half the vertices: only those are counted (and only in the region).
+  half = np.arange(tiny_actor.num_vertices) % 2 == 0
+  dense = {'dense': targets_lib.dense_targets(frames, half)}
+  against_dense = methods.evaluate_methods(results, None, dense, tiny_actor)
+  assert against_dense['error_against'] == 'dense_targets'
+  assert against_dense['error_mm']['gbs']['count'] == 3 * int((half & tiny_actor.region).sum())
+  np.testing.assert_allclose(against_dense['per_frame_mm']['gbs'], 2.0, atol=1e-5)
+  nothing = methods.evaluate_methods(results, None, {}, tiny_actor)
+  assert nothing == {'error_against': None, 'error_mm': {}, 'per_frame_mm': {}, 'jaw': {}}
