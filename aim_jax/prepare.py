@@ -18,6 +18,7 @@ from typing import Callable, Dict, Optional
 import ml_collections
 import numpy as np
 
+from aim_jax import workdir as workdir_lib
 from aim_jax.anatomy import bone_fit, ict_bones, skull_template
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.anatomy import depths as depths_lib
@@ -211,7 +212,7 @@ def check_output_folder(out: str):
     return
   if not os.path.isdir(out):
     raise ActorError(f'{out}: exists and is not a folder')
-  entries = set(os.listdir(out))
+  entries = set(os.listdir(out)) - {workdir_lib.LOCK}
   if not entries:
     return
   if entries & {'model.json', 'checkpoints', 'identity.json'}:
@@ -233,6 +234,12 @@ def prepare_actor(source: str, out: str, config: ml_collections.ConfigDict,
   """
   log = log or (lambda line: None)
   check_output_folder(out)
+  with workdir_lib.Lock(out, log):
+    return _prepare_actor(source, out, config, log)
+
+
+def _prepare_actor(source: str, out: str, config: ml_collections.ConfigDict,
+                   log: Callable[[str], None]) -> Dict:
   start = time.perf_counter()
   extra = None
   if source == 'synthetic':

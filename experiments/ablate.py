@@ -16,6 +16,7 @@ import ablate_jobs  # experiments/ablate_jobs.py, beside this file.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from aim_jax import workdir as workdir_lib
 from aim_jax.ablation import report as report_lib
 from aim_jax.ablation import runner
 from aim_jax.ablation import studies as studies_lib
@@ -42,13 +43,15 @@ def main(argv):
   with one_line_errors(prefix='--study: '):
     studies = studies_lib.parse_studies(_STUDY.value)
   with one_line_errors():
-    jobs = runner.make_jobs(config, studies, _ACTOR.value, _WORKDIR.value)
-    actor = load_actor_source(_ACTOR.value, config.learn)
-    if actor.ground_truth is None:
-      runner.sequence_targets(config.fit, actor, _ACTOR.value, 1, config.targets)
-    if not _REPORT_ONLY.value:
-      ablate_jobs.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
-    text = report_lib.report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
+    workdir_lib.check_usable(_WORKDIR.value)
+    with workdir_lib.Lock(_WORKDIR.value, log):
+      jobs = runner.make_jobs(config, studies, _ACTOR.value, _WORKDIR.value)
+      actor = load_actor_source(_ACTOR.value, config.learn)
+      if actor.ground_truth is None:
+        runner.sequence_targets(config.fit, actor, _ACTOR.value, 1, config.targets)
+      if not _REPORT_ONLY.value:
+        ablate_jobs.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
+      text = report_lib.report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
   log(text)
 
 

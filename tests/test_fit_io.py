@@ -54,7 +54,7 @@ def test_npz_with_every_kind_and_ground_truth(tmp_path, actor):
 
 
 @pytest.mark.parametrize('make, message', [
-    (lambda v: dict(frames=np.zeros((2, 5, 3))), 'frames must have shape'),
+    (lambda v: dict(frames=np.zeros((2, 5, 3))), '5 vertices, but the actor has'),
     (lambda v: dict(frames=np.full((1, v, 3), np.nan)), 'NaN'),
     (lambda v: dict(markers=np.zeros((2, 3, 3))), 'marker_vertices'),
     (lambda v: dict(markers=np.zeros((2, 3, 3)), marker_vertices=np.array([0, 1, v])),
@@ -89,3 +89,35 @@ def test_bad_files_and_folders(tmp_path, actor):
   with pytest.raises(fit_io.TargetError, match='unknown target format'):
     (tmp_path / 'x.txt').write_text('1')
     fit_io.read_targets(str(tmp_path / 'x.txt'), actor.faces, actor.num_vertices)
+
+
+def test_frames_in_the_source_topology_are_cropped(tmp_path, actor):
+  # The actor as cut from a larger mesh: its vertex i is vertex source[i] there.
+  rng = np.random.default_rng(0)
+  source = rng.permutation(actor.num_vertices + 50)[:actor.num_vertices]
+  big = rng.normal(size=(3, actor.num_vertices + 50, 3)).astype(np.float32)
+  big[:, source] = actor.shapes[:3]
+  np.savez(tmp_path / 'big.npz', frames=big, gt_frames=big)
+  targets, truth = fit_io.read_targets(str(tmp_path / 'big.npz'), actor.faces,
+                                       actor.num_vertices, source_vertex_ids=source)
+  np.testing.assert_allclose(np.asarray(targets['dense'].values), actor.shapes[:3])
+  np.testing.assert_allclose(truth['frames'], actor.shapes[:3])
+  _write_frames(str(tmp_path / 'meshes'), big, np.array([[0, 1, 2]]))
+  frames = fit_io.read_mesh_frames(str(tmp_path / 'meshes'), actor.num_vertices,
+                                   source_vertex_ids=source)
+  np.testing.assert_allclose(frames, actor.shapes[:3], atol=1e-5)
+  with pytest.raises(fit_io.TargetError, match='big.npz: .* vertices, but the actor has'):
+    fit_io.read_targets(str(tmp_path / 'big.npz'), actor.faces, actor.num_vertices)
+
+
+def test_ground_truth_reads_the_targets_key_names(tmp_path, actor):
+  frames = actor.shapes[:2]
+  rotation = np.repeat(np.eye(3, dtype=np.float32)[None], 2, axis=0)
+  np.savez(tmp_path / 'gt.npz', gt_frames=frames, gt_jaw_rotation=rotation,
+           gt_jaw_translation=np.zeros((2, 3), np.float32))
+  truth = fit_io.read_ground_truth(str(tmp_path / 'gt.npz'), actor.num_vertices, 2)
+  np.testing.assert_allclose(truth['frames'], frames)
+  assert truth['jaw_rotation'].shape == (2, 3, 3)
+  np.savez(tmp_path / 'none.npz', frames=np.zeros((0, actor.num_vertices, 3)))
+  with pytest.raises(fit_io.TargetError, match='none.npz: no frames'):
+    fit_io.read_targets(str(tmp_path / 'none.npz'), actor.faces, actor.num_vertices)

@@ -213,3 +213,17 @@ def test_performance_is_long_smooth_and_held_out(ict_actor):
   angle = rotation_angle_deg(np.eye(3)[None], performance.jaw_rotation)
   assert angle.max() > 5.0 and angle.max() < 30.0  # jawOpen at weight <= 1.
   assert np.abs(np.diff(angle)).max() < 3.0
+
+
+@pytest.mark.parametrize('content,message', [
+    ({'model.json': '{}'}, 'is a model or run workdir'),
+    ({'notes.txt': 'mine'}, 'is a folder with other files'),
+])
+def test_prepare_refuses_a_folder_that_is_not_an_actor_folder(tmp_path, content, message):
+  out = tmp_path / 'out'
+  out.mkdir()
+  for name, text in content.items():
+    (out / name).write_text(text)
+  with pytest.raises(ActorError, match=message):
+    prepare.prepare_actor('synthetic', str(out), ict_config.get_config(), log=None)
+  assert sorted(os.listdir(out)) == sorted(content)

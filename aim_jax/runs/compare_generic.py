@@ -20,6 +20,7 @@ import numpy as np
 
 from aim_jax import eval as eval_lib
 from aim_jax import files, model_dir
+from aim_jax import workdir as workdir_lib
 from aim_jax.data import ActorError, ict
 from aim_jax.data import folder as folder_lib
 from aim_jax.fitting import comparison
@@ -60,6 +61,14 @@ def run_compare_generic(config: ml_collections.ConfigDict, actor_dir: str, model
   Raises:
     ActorError, FileNotFoundError, ValueError: bad input, one line naming the file.
   """
+  workdir_lib.check_usable(workdir)
+  with workdir_lib.Lock(workdir, log):
+    return _run_compare_generic(config, actor_dir, model_path, ict_path, workdir, log)
+
+
+def _run_compare_generic(config: ml_collections.ConfigDict, actor_dir: str, model_path: str,
+                        ict_path: str, workdir: str,
+                        log: Optional[Callable[[str], None]] = print) -> Dict:
   say = log or (lambda line: None)
   actor = folder_lib.load_actor(actor_dir)
   truth = comparison.load_performance(actor_dir, actor.num_vertices)

@@ -16,6 +16,7 @@ import numpy as np
 from aim_jax import edit as edit_lib
 from aim_jax import files, mesh_io, viz
 from aim_jax import model_dir as model_dir_lib
+from aim_jax import workdir as workdir_lib
 
 
 def render_before_after(path: str, before: Dict, after: Dict, faces: np.ndarray,
@@ -54,6 +55,13 @@ def run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
              log=print) -> Dict:
   """Edits the model in `model_dir`, writes the edited model to `workdir` with its report,
   meshes and before/after renders. Returns the report."""
+  workdir_lib.check_usable(workdir)
+  with workdir_lib.Lock(workdir, log):
+    return _run_edit(config, model_dir, workdir, log)
+
+
+def _run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
+              log=print) -> Dict:
   base = model_dir_lib.load_model(model_dir)
   actor = model_dir_lib.actor_of_model(base.info)
   ops, description = edit_lib.make_ops(config, actor)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from aim_jax import eval as eval_lib
 from aim_jax import files, model_dir, viz
+from aim_jax import workdir as workdir_lib
 from aim_jax.data import actor_json, synthetic_performance
 from aim_jax.fitting import io as fit_io
 from aim_jax.fitting import methods as methods_lib
@@ -232,11 +233,18 @@ def run_retarget(config: ml_collections.ConfigDict, source_dir: str, target_dir:
   Raises:
     RetargetError, fit_io.TargetError, FileNotFoundError, ValueError: bad input (one line).
   """
-  say = log or (lambda line: None)
   if source_fit is None and source_frames is None:
     raise RetargetError('retargeting needs a source fit (a fitting directory) or source frames')
+  workdir_lib.check_usable(workdir)
+  with workdir_lib.Lock(workdir, log):
+    return _run_retarget(config, source_dir, target_dir, workdir, source_fit, source_frames,
+                         ground_truth, units, log)
+
+
+def _run_retarget(config, source_dir, target_dir, workdir, source_fit, source_frames,
+                  ground_truth, units, log) -> Dict:
+  say = log or (lambda line: None)
   source, target = load_pair(source_dir, target_dir)
-  os.makedirs(workdir, exist_ok=True)
 
   # The source performance: frames (for delta transfer) and its fit.
   synthetic_frames = source_frames == 'synthetic'
