@@ -117,12 +117,7 @@ class OptimizerSettings:
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> 'OptimizerSettings':
-    t = config.train
-    return cls(num_steps=int(t.num_steps), learning_rate=float(t.learning_rate),
-               jaw_rotation_lr=float(t.jaw_rotation_lr),
-               jaw_translation_lr=float(t.jaw_translation_lr), warmup_steps=int(t.warmup_steps),
-               final_lr_fraction=float(t.final_lr_fraction), adam_b2=float(t.adam_b2),
-               grad_clip_norm=float(t.grad_clip_norm))
+    return train_loop.settings_from(cls, config.train)
 
   def optimizer(self) -> optax.GradientTransformation:
     """Adam with a warmup + cosine schedule; jaw rotations and translations get their own rates.

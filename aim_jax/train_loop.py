@@ -96,6 +96,15 @@ class LoopOptions:
         raise ValueError(f'train.{name} must be a whole number >= 1, got {value!r}')
 
 
+_SCALARS = {'int': int, 'float': float, 'bool': bool, 'str': str}
+
+
+def settings_from(cls, section: Any):
+  """A frozen settings dataclass `cls` (scalar fields) filled from the config section's fields
+  of the same names, converted to the declared types (so it is hashable and jit-static)."""
+  return cls(**{f.name: _SCALARS[str(f.type)](section[f.name]) for f in dataclasses.fields(cls)})
+
+
 def loop_options(train: Any, **overrides) -> LoopOptions:
   """LoopOptions from a config's `train` section (learning or fitting)."""
   fields = {f.name: train[f.name] for f in dataclasses.fields(LoopOptions)

@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/tiny.py 
 
 from tiny import make_tiny_actor  # noqa: E402
 
+from aim_jax.anatomy import constraints as constraints_lib  # noqa: E402
 from aim_jax.data import synthetic  # noqa: E402
 from aim_jax.fitting import basis as basis_lib  # noqa: E402
 from aim_jax.models import aim  # noqa: E402
@@ -32,3 +33,9 @@ def oracle(actor):
   """The fitting basis of the synthetic actor's ground truth."""
   spec = aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes)
   return basis_lib.basis_from_ground_truth(actor, spec)
+
+
+@pytest.fixture(scope='session')
+def actor_and_constraints(actor):
+  """The synthetic actor and its sparse constraints (rays from 30 % of the vertices)."""
+  return actor, constraints_lib.compute_constraints(actor, source_fraction=0.3)

@@ -4,6 +4,7 @@ model workdir end to end: tests/end_to_end/test_edit_command.py."""
 import jax
 import numpy as np
 import pytest
+from helpers import with_overrides
 
 from aim_jax import edit
 from aim_jax.data import synthetic
@@ -31,13 +32,7 @@ def model(actor):
 def _config(**fields):
   config = edit_config.get_config()
   config.region.center_vertex = -1
-  for key, value in fields.items():
-    node = config
-    *path, last = key.split('.')
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return config
+  return with_overrides(config, **fields)
 
 
 def _evaluate(params, spec, actor, ops=None):

@@ -6,9 +6,9 @@ import subprocess
 import sys
 import textwrap
 
-import jax
 import numpy as np
 import pytest
+from helpers import assert_trees_close
 
 from aim_jax import train_loop
 from aim_jax.fitting import fit as fit_lib
@@ -30,8 +30,7 @@ def test_fit_resume_matches_uninterrupted(tmp_path, actor, oracle):
                      stop_after=20)
   resumed, _ = fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, workdir=workdir,
                                   log=None)
-  for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+  assert_trees_close(full, resumed, atol=1e-5)
 
 
 def test_sigterm_checkpoints_the_exact_step_then_resumes(tmp_path, actor, oracle):
@@ -54,8 +53,7 @@ def test_sigterm_checkpoints_the_exact_step_then_resumes(tmp_path, actor, oracle
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # The handler is put back.
   resumed, _ = fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, workdir=workdir,
                                   log=None)
-  for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(resumed)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+  assert_trees_close(full, resumed, atol=1e-5)
 
 
 def test_chunked_sequence_is_resumable(tmp_path, actor, oracle):

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import file_hashes
 from tiny import TINY_PIVOT, box_mesh, make_tiny_actor, tiny_neutral
 
 from aim_jax import mesh_io
@@ -38,17 +39,6 @@ def _expect(match, build):
   message = str(info.value)
   assert '\n' not in message
   return message
-
-
-def _files(path):
-  """{relative path: bytes} of every file under `path`."""
-  found = {}
-  for root, _, names in os.walk(path):
-    for name in names:
-      file = os.path.join(root, name)
-      with open(file, 'rb') as f:
-        found[os.path.relpath(file, path)] = f.read()
-  return found
 
 
 @pytest.fixture
@@ -492,7 +482,7 @@ def test_save_over_existing_replaces_actor_files_only(tiny_actor, saved):
 
 
 def test_failed_write_leaves_existing_folder_intact(tiny_actor, saved, monkeypatch):
-  before = _files(saved)
+  before = file_hashes(saved)
   calls = []
   original = mesh_io._write_obj
 
@@ -506,14 +496,14 @@ def test_failed_write_leaves_existing_folder_intact(tiny_actor, saved, monkeypat
   other = make_tiny_actor(num=8, name='other')
   _expect(r'tiny: saving failed, the folder was left as it was \(OSError: .*No space left',
           lambda: save_actor(other, saved))
-  assert _files(saved) == before
+  assert file_hashes(saved) == before
   assert sorted(os.listdir(os.path.dirname(saved))) == ['tiny']  # No staging folder left.
   monkeypatch.undo()
   _assert_same_actor(load_actor(saved), tiny_actor)
 
 
 def test_failed_move_puts_old_files_back(tiny_actor, saved, monkeypatch):
-  before = _files(saved)
+  before = file_hashes(saved)
   original = os.rename
   moves = []
 
@@ -528,7 +518,7 @@ def test_failed_move_puts_old_files_back(tiny_actor, saved, monkeypatch):
   _expect(r'tiny: saving failed, the folder was left as it was',
           lambda: save_actor(make_tiny_actor(num=8, name='other'), saved))
   monkeypatch.undo()
-  assert _files(saved) == before
+  assert file_hashes(saved) == before
   assert sorted(os.listdir(os.path.dirname(saved))) == ['tiny']
 
 

@@ -10,14 +10,7 @@ import pytest
 
 from aim_jax import learning
 from aim_jax.anatomy import constraints as constraints_lib
-from aim_jax.data import synthetic
 from configs import learn_test
-
-
-@pytest.fixture(scope='module')
-def actor_and_constraints():
-  actor = synthetic.make_synthetic_actor(resolution=24)
-  return actor, constraints_lib.compute_constraints(actor, source_fraction=0.3)
 
 
 def test_resume_matches_uninterrupted(tmp_path, actor_and_constraints):

@@ -2,7 +2,6 @@
 fallback, signals."""
 
 import functools
-import hashlib
 import os
 import signal
 
@@ -11,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import damage_checkpoint, file_hashes
 
 from aim_jax import metrics_log, train_loop
 
@@ -39,17 +39,6 @@ def options(**kw):
   base = dict(num_steps=40, log_every=10, checkpoint_every=20, max_checkpoints=3)
   base.update(kw)
   return train_loop.LoopOptions(**base)
-
-
-def tree_hash(folder):
-  digest = hashlib.sha256()
-  for root, _, files in sorted(os.walk(folder)):
-    for name in sorted(files):
-      path = os.path.join(root, name)
-      digest.update(path.encode())
-      with open(path, 'rb') as f:
-        digest.update(f.read())
-  return digest.hexdigest()
 
 
 def test_warmup_cosine_known_values():
@@ -104,14 +93,14 @@ def test_scan_blocks_give_the_same_run():
 def test_divergence_stops_and_keeps_the_last_finite_checkpoint(tmp_path):
   workdir = str(tmp_path)
   train_loop.run(fresh_state(), toy_step, options(), workdir=workdir, log=None)
-  before = tree_hash(workdir)
+  before = file_hashes(workdir)
   # Resume with more steps; the run goes NaN at step 45, after the last checkpoint (40).
   diverging = functools.partial(toy_step, blow_up_at=45)
   with pytest.raises(train_loop.Diverged, match=r'non-finite fit, total between steps 40 and '
                      r'50.*last finite checkpoint \(step 40\)'):
     train_loop.run(fresh_state(), diverging, options(num_steps=200, checkpoint_every=10),
                    workdir=workdir, log=None)
-  assert tree_hash(workdir) == before  # Nothing written, nothing rotated away.
+  assert file_hashes(workdir) == before  # Nothing written, nothing rotated away.
 
 
 def test_non_finite_state_is_never_checkpointed(tmp_path):
@@ -128,16 +117,7 @@ def test_unreadable_newest_checkpoint_falls_back_to_an_older_one(tmp_path):
   workdir = str(tmp_path)
   train_loop.run(fresh_state(), toy_step, options(checkpoint_every=10), workdir=workdir,
                  log=None, stop_after=30)
-  newest = tmp_path / 'checkpoints' / '30'
-  damaged = 0
-  for root, _, files in os.walk(newest):
-    for name in files:
-      path = os.path.join(root, name)
-      if os.path.getsize(path) > 16:
-        with open(path, 'r+b') as f:
-          f.truncate(8)
-        damaged += 1
-  assert damaged
+  assert damage_checkpoint(tmp_path / 'checkpoints' / '30')
   lines = []
   state, _ = train_loop.run(fresh_state(), toy_step, options(checkpoint_every=10),
                             workdir=workdir, log=lines.append)

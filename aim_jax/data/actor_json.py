@@ -66,16 +66,7 @@ def read_mask(folder: str, what: str, value, num_vertices: int) -> np.ndarray:
   """A (V,) bool mask from actor.json's `what` entry: a .npy file name or a list of vertex ids."""
   json_file = os.path.join(folder, FILE_NAME)
   if isinstance(value, str):
-    file = os.path.join(folder, value)
-    if not os.path.isfile(file):
-      raise file_error(json_file, f'{what}: no such file {value!r} in the actor folder')
-    try:
-      if not file_starts_with(file, b'\x93NUMPY'):
-        raise ValueError('not a .npy file')
-      array = np.load(file, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-      raise file_error(file, f'unreadable .npy ({err})') from err
-    where = file
+    array, where = _read_npy(folder, what, value)
   elif isinstance(value, list):
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
       raise file_error(json_file, f'{what} must be a .npy file name or a list of vertex ids '
@@ -100,21 +91,27 @@ def read_mask(folder: str, what: str, value, num_vertices: int) -> np.ndarray:
   return mask
 
 
-def read_vertex_ids(folder: str, value, num_vertices: int) -> np.ndarray:
-  """(V,) int64 from actor.json's `source_vertex_ids` (a .npy file name): each actor vertex's
-  index in the mesh the actor was cut from."""
-  json_file = os.path.join(folder, FILE_NAME)
-  if not isinstance(value, str):
-    raise file_error(json_file, 'source_vertex_ids must be a .npy file name')
-  file = os.path.join(folder, value)
+def _read_npy(folder: str, what: str, name: str):
+  """(array, file) of a .npy file actor.json names for `what`; one-line ActorError otherwise."""
+  file = os.path.join(folder, name)
   if not os.path.isfile(file):
-    raise file_error(json_file, f'source_vertex_ids: no such file {value!r} in the actor folder')
+    raise file_error(os.path.join(folder, FILE_NAME),
+                     f'{what}: no such file {name!r} in the actor folder')
   try:
     if not file_starts_with(file, b'\x93NUMPY'):
       raise ValueError('not a .npy file')
-    ids = np.load(file, allow_pickle=False)
+    return np.load(file, allow_pickle=False), file
   except (OSError, ValueError, EOFError) as err:
     raise file_error(file, f'unreadable .npy ({err})') from err
+
+
+def read_vertex_ids(folder: str, value, num_vertices: int) -> np.ndarray:
+  """(V,) int64 from actor.json's `source_vertex_ids` (a .npy file name): each actor vertex's
+  index in the mesh the actor was cut from."""
+  if not isinstance(value, str):
+    raise file_error(os.path.join(folder, FILE_NAME),
+                     'source_vertex_ids must be a .npy file name')
+  ids, file = _read_npy(folder, 'source_vertex_ids', value)
   if (ids.shape != (num_vertices,) or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0
       or len(np.unique(ids)) != num_vertices):
     raise file_error(file, f'must hold {num_vertices} distinct non-negative vertex ids, got '

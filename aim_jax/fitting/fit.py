@@ -73,9 +73,7 @@ class OptimizerSettings:
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> 'OptimizerSettings':
-    t = config.train
-    return cls(learning_rate=float(t.learning_rate), warmup_steps=int(t.warmup_steps),
-               num_steps=int(t.num_steps), final_lr_fraction=float(t.final_lr_fraction))
+    return train_loop.settings_from(cls, config.train)
 
   def optimizer(self) -> optax.GradientTransformation:
     """Adam with a warmup + cosine schedule."""

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import with_overrides
 from tiny_models import make_model_workdir
 
 from aim_jax import edit, retarget
@@ -29,13 +30,7 @@ def model_dir(tmp_path_factory):
 def _config(**fields):
   config = edit_config.get_config()
   config.region.center_vertex = -1
-  for key, value in fields.items():
-    node = config
-    *path, last = key.split('.')
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return config
+  return with_overrides(config, **fields)
 
 
 def test_edited_model_workdir_loads_fits_and_carries_into_a_performance(tmp_path, model_dir,

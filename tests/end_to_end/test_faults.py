@@ -6,7 +6,6 @@ checkpoints, implausible inputs, bad settings; and, through the command line, on
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import damage_checkpoint, file_hashes, with_overrides
 
 from aim_jax import train_loop
 from aim_jax import workdir as workdir_lib
@@ -30,24 +30,10 @@ from configs import fit_test, learn_test
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def snapshot(folder):
-  """{relative path: sha256} of every file below folder."""
-  out = {}
-  for root, _, names in os.walk(folder):
-    for name in names:
-      path = os.path.join(root, name)
-      with open(path, 'rb') as f:
-        out[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-  return out
-
-
 def learn_config(**overrides):
   config = learn_test.get_config()
   config.train.num_steps = 40
-  for key, value in overrides.items():
-    section, name = key.split('.')
-    config[section][name] = value
-  return config
+  return with_overrides(config, **overrides)
 
 
 @pytest.fixture(scope='module')
@@ -92,22 +78,22 @@ def test_refused_learning_changes_nothing(model_copy, name):
   overrides, actor_change, error, message = LEARNING_FAULTS[name]
   if actor_change == 'seed3':
     actor = synthetic.make_synthetic_actor(resolution=24, seed=3)
-  before = snapshot(folder)
+  before = file_hashes(folder)
   with pytest.raises(error, match=message):
     learn_run.learn_and_evaluate(learn_config(**overrides), actor, folder, log=None)
-  assert snapshot(folder) == before
+  assert file_hashes(folder) == before
 
 
 def test_restart_moves_the_old_run_aside_and_divergence_writes_nothing(model_copy):
   folder, actor = model_copy
-  before = snapshot(folder)
+  before = file_hashes(folder)
   lines = []
   with pytest.raises(train_loop.Diverged, match='non-finite'):
     learn_run.learn_and_evaluate(learn_config(**{'train.learning_rate': 1e6}), actor, folder,
                                  log=lines.append, restart=True)
   aside = [p for p in os.listdir(os.path.dirname(folder)) if p.startswith('model.replaced-')]
   assert len(aside) == 1
-  assert snapshot(os.path.join(os.path.dirname(folder), aside[0])) == before
+  assert file_hashes(os.path.join(os.path.dirname(folder), aside[0])) == before
   left = os.listdir(folder)
   assert 'model.json' not in left and 'summary.json' not in left, left
   assert not os.listdir(os.path.join(folder, 'checkpoints'))  # No non-finite checkpoint.
@@ -120,10 +106,10 @@ def test_edited_model_refuses_learning(model_copy):
   info['edit'] = {'file': 'edit.npz', 'description': 'test'}
   with open(os.path.join(folder, 'model.json'), 'w') as f:
     json.dump(info, f)
-  before = snapshot(folder)
+  before = file_hashes(folder)
   with pytest.raises(workdir_lib.WorkdirError, match='edited model'):
     learn_run.learn_and_evaluate(learn_config(), actor, folder, log=None)
-  assert snapshot(folder) == before
+  assert file_hashes(folder) == before
 
 
 def test_a_busy_workdir_is_refused_with_the_pid(model_copy):
@@ -133,10 +119,10 @@ def test_a_busy_workdir_is_refused_with_the_pid(model_copy):
     with open(os.path.join(folder, workdir_lib.LOCK), 'w') as f:
       json.dump({'pid': holder.pid, 'host': __import__('socket').gethostname(),
                  'command': 'learn_model.py'}, f)
-    before = snapshot(folder)
+    before = file_hashes(folder)
     with pytest.raises(workdir_lib.WorkdirError, match=f'in use by process {holder.pid}'):
       learn_run.learn_and_evaluate(learn_config(), actor, folder, log=None)
-    assert snapshot(folder) == before
+    assert file_hashes(folder) == before
   finally:
     holder.kill()
     holder.wait()
@@ -144,13 +130,7 @@ def test_a_busy_workdir_is_refused_with_the_pid(model_copy):
 
 def test_corrupt_newest_checkpoint_falls_back_and_training_goes_on(model_copy):
   folder, actor = model_copy
-  newest = os.path.join(folder, 'checkpoints', '40')
-  for root, _, names in os.walk(newest):
-    for name in names:
-      path = os.path.join(root, name)
-      if os.path.getsize(path) > 16:
-        with open(path, 'r+b') as f:
-          f.truncate(8)
+  assert damage_checkpoint(os.path.join(folder, 'checkpoints', '40'))
   lines = []
   summary = learn_run.learn_and_evaluate(learn_config(**{'train.num_steps': 60}), actor, folder,
                                          log=lines.append)
@@ -179,10 +159,7 @@ def test_bones_far_from_the_skin_are_refused(tmp_path):
 def fit_config(**overrides):
   config = fit_test.get_config()
   config.output.render = False
-  for key, value in overrides.items():
-    section, name = key.split('.')
-    config[section][name] = value
-  return config
+  return with_overrides(config, **overrides)
 
 
 @pytest.fixture(scope='module')
@@ -266,7 +243,7 @@ def test_refused_or_diverging_fit_changes_nothing(learned, fitted, tmp_path, cha
   shutil.copytree(fitted, folder)
   with open(os.path.join(folder, workdir_lib.IDENTITY)) as f:
     assert json.load(f)['kind'] == 'fit'
-  before = snapshot(folder)
+  before = file_hashes(folder)
   config = {'other targets': fit_config(**{'synthetic.kind': 'markers'}),
             'other steps': fit_config(**{'train.num_steps': 80}),
             'diverging': fit_config(**{'train.learning_rate': 1e6})}[change]
@@ -278,7 +255,7 @@ def test_refused_or_diverging_fit_changes_nothing(learned, fitted, tmp_path, cha
   else:
     with pytest.raises(workdir_lib.WorkdirError, match='holds a run made with other'):
       fit_run.run_fit(config, learned[0], 'synthetic', folder, log=None)
-  assert snapshot(folder) == before
+  assert file_hashes(folder) == before
 
 
 # ------------------------------------------------------------------------------------------

@@ -8,16 +8,8 @@ import numpy as np
 import pytest
 
 from aim_jax import learning, model_dir
-from aim_jax.anatomy import constraints as constraints_lib
-from aim_jax.data import synthetic
 from aim_jax.runs import learn as learn_run
 from configs import learn_test
-
-
-@pytest.fixture(scope='module')
-def actor_and_constraints():
-  actor = synthetic.make_synthetic_actor(resolution=24)
-  return actor, constraints_lib.compute_constraints(actor, source_fraction=0.3)
 
 
 def test_learning_reduces_error_and_writes_outputs(tmp_path, actor_and_constraints):
