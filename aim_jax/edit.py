@@ -89,6 +89,10 @@ def read_region_file(path: str, num_vertices: int) -> np.ndarray:
   values = np.asarray(values).ravel()
   if values.size == 0:
     raise EditError(f'{path}: the region is empty')
+  looks_like_mask = values.dtype == bool or (values.size > 2 and np.isin(values, (0, 1)).all())
+  if looks_like_mask and values.size != num_vertices:
+    raise EditError(f'{path}: a 0/1 mask of {values.size} values, but the model has '
+                    f'{num_vertices} vertices')
   if values.dtype == bool or (values.size == num_vertices and np.isin(values, (0, 1)).all()):
     return check_ids(np.flatnonzero(values.astype(bool)), num_vertices, path)
   if not np.all(np.equal(np.mod(values, 1), 0)):

@@ -27,10 +27,11 @@ import numpy as np
 from absl import app, flags, logging
 
 from aim_jax import learning, train_loop
+from aim_jax import model_dir as model_dir_lib
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.data import synthetic
 from aim_jax.fitting import fit as fit_lib
-from aim_jax.fitting import pipeline as fit_pipeline
+from aim_jax.fitting import methods as methods_lib
 from aim_jax.models import aim
 from configs import fit as fit_config
 from configs import learn_demo
@@ -155,8 +156,8 @@ def _uses_train_section(repo):
 
 def main(argv):
   del argv
-  model = learning.load_model(_MODEL_DIR.value)
-  params, spec = model[0], model[1]
+  model = model_dir_lib.load_model(_MODEL_DIR.value)
+  params, spec = model.params, model.spec
   actor = synthetic.make_synthetic_actor(resolution=learn_demo.get_config().actor.resolution)
   results = {'machine': f'{platform.machine()}, {os.cpu_count()} cores, {jax.devices()[0]}',
              'date': time.strftime('%Y-%m-%d'), 'model_dir': _MODEL_DIR.value}
@@ -171,8 +172,8 @@ def main(argv):
       actor, source_fraction=learn_demo.get_config().constraints.source_fraction)
   results['learning_ms_per_step'] = block_times(learning_maker(actor, constraints), blocks,
                                                 _STEPS.value, _ROUNDS.value)
-  fit_model = fit_pipeline.load_fit_model(_MODEL_DIR.value, actor)
-  targets, _ = fit_pipeline.synthetic_sequence_targets(fit_config.get_config(), actor)
+  fit_model = model_dir_lib.load_fit_model(_MODEL_DIR.value, actor)
+  targets, _ = methods_lib.synthetic_sequence_targets(fit_config.get_config(), actor)
   results['fitting_ms_per_step'] = block_times(fitting_maker(fit_model.basis, targets), blocks,
                                                _STEPS.value, _ROUNDS.value)
   print('\n| steps per call | learning step (ms) | fitting step, 100 frames (ms) |\n|---|---|---|')

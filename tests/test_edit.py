@@ -126,6 +126,9 @@ def test_region_files_and_bad_input(tmp_path, actor):
     edit.read_region_file(str(tmp_path / 'bad.txt'), num)
   with pytest.raises(edit.EditError, match='no such region file'):
     edit.read_region_file(str(tmp_path / 'missing.npy'), num)
+  (tmp_path / 'short_mask.txt').write_text('\n'.join(['0', '1'] * 5))
+  with pytest.raises(edit.EditError, match=f'a 0/1 mask of 10 values, but the model has {num}'):
+    edit.read_region_file(str(tmp_path / 'short_mask.txt'), num)
   with pytest.raises(edit.EditError, match='changes nothing'):
     edit.make_ops(_config(**{'region.center_mm': '0,0,0', 'thickness_scale': 1.0}), actor)
   with pytest.raises(edit.EditError, match='center_mm'):

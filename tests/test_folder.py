@@ -409,6 +409,9 @@ _ERRORS = [
      r'actor\.json: shape_order must be a non-empty list'),
     ('shape_order_neutral_twice', _json(shape_order=['smile', 'smile', 'jaw_open']),
      r'actor\.json: shape_order names the neutral \'smile\' twice'),
+    ('expression_file_deleted', _remove('expressions/smile.obj'),
+     r'actor\.json: shape_order must list every expression once \(names without a file in '
+     r'expressions/: smile\)$'),
     ('ground_truth_missing_arrays', _bad_ground_truth,
      r'ground_truth\.npz: missing arrays: bone_point, bone_normal'),
     ('ground_truth_corrupt', _write('ground_truth.npz', 'zip?'), r'ground_truth\.npz: unreadable'),

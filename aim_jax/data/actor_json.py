@@ -123,7 +123,10 @@ def ordered_names(json_file: str, neutral_name: str, expression_names, order):
   """The neutral's name and the expression names in the order actor.json's shape_order gives."""
   if order is None:
     return neutral_name, list(expression_names)
-  if len(order) == len(expression_names) + 1:
+  if order and (len(order) == len(expression_names) + 1
+                or (len(order) > len(expression_names) and order[0] not in expression_names)):
+    # The first name is the neutral's (as save_actor writes it); with an expression file gone
+    # the counts differ, but the neutral still leads.
     neutral_name, order = order[0], order[1:]
   if len(set(order)) != len(order):
     raise file_error(json_file, 'shape_order repeats a name')
