@@ -83,8 +83,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.eval_every = 1000
   config.train.checkpoint_every = 1000
   config.train.max_checkpoints = 3
-  # Steps per host dispatch (a jitted lax.scan over blocks of steps; 1: one step per call).
-  config.train.steps_per_call = 1
+  # Steps per host dispatch: a jitted lax.scan over blocks of steps between log and checkpoint
+  # points (1: one step per call). 50: 1.4x faster learning steps on the 2-core CPU
+  # (benchmarks/run_machinery.py); the fitting step gains nothing, so configs/fit.py keeps 1.
+  config.train.steps_per_call = 50
 
   config.output = ml_collections.ConfigDict()
   config.output.mesh_format = 'ply'  # 'ply' | 'obj'.

@@ -7,6 +7,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from helpers import assert_trees_close
 
 from aim_jax import learning
 from aim_jax.anatomy import constraints as constraints_lib
@@ -69,3 +70,16 @@ def test_jaw_prior_pulls_the_learned_jaws_toward_the_users(actor_and_constraints
   _, terms = learning.loss_fn(params, plain, jax.random.PRNGKey(0), spec, weights, 256, 128, 64,
                               2.0)
   assert 'jaw_prior' not in terms
+
+
+def test_blocks_of_steps_learn_what_single_steps_learn(actor_and_constraints):
+  actor, constraints = actor_and_constraints
+  config = learn_test.get_config()
+  config.train.num_steps = 20
+  single, _, history = learning.train(config, actor, constraints, None, log=None)
+  config.train.steps_per_call = 5
+  blocked, _, block_history = learning.train(config, actor, constraints, None, log=None)
+  assert [r['step'] for r in block_history] == [r['step'] for r in history]
+  for a, b in zip(history, block_history):
+    assert a['total'] == pytest.approx(b['total'], rel=1e-4)
+  assert_trees_close(single, blocked, rtol=1e-3, atol=1e-5)

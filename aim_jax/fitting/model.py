@@ -66,6 +66,8 @@ class FitSpec:
       raise ValueError(f'fit variant must be one of {VARIANTS}, got {self.variant!r}')
     if self.num_coefficients < 1:
       raise ValueError(f'num_coefficients must be >= 1, got {self.num_coefficients}')
+    for mlp in (self.transform_mlp, self.coefficient_mlp, self.code_mlp):
+      mlp()  # Checks the activation and sizes now, in one line.
 
   @property
   def transform_outputs(self) -> int:

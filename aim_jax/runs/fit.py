@@ -26,6 +26,7 @@ from aim_jax import files, train_loop
 from aim_jax import model_dir as model_dir_lib
 from aim_jax import workdir as workdir_lib
 from aim_jax.data.actor import Actor
+from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import io as fit_io
 from aim_jax.fitting import methods as methods_lib
 from aim_jax.fitting import plausibility
@@ -63,6 +64,17 @@ def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
   return sequence, truth
 
 
+def check_config(config: ml_collections.ConfigDict):
+  """ValueError (one line) for fitting settings that cannot work, before anything is loaded."""
+  methods_lib.parse_methods(config)
+  train_loop.loop_options(config.train)
+  for name in ('points_per_step', 'chunk_frames'):
+    if int(config.train[name]) < 0:
+      raise ValueError(f'train.{name} must be >= 0 (0: all), got {config.train[name]}')
+  for variant in ('global', config.model.variant):
+    fit_lib.fit_spec(config, 1, variant)  # Activation, variant and sizes.
+
+
 def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, workdir: str,
             ground_truth: Optional[str] = None, units: str = 'mm',
             log: Optional[Callable[[str], None]] = print, restart: bool = False) -> Dict:
@@ -73,8 +85,7 @@ def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, wor
   fails fast. A workdir holding a fit of another model, other targets or another config is
   refused (`workdir.WorkdirError`) unless `restart`, which moves the old fit aside.
   """
-  methods_lib.parse_methods(config)
-  train_loop.loop_options(config.train)
+  check_config(config)
   model = model_dir_lib.load_fit_model(model_dir)
   sequence, truth = read_sequence(config, model.actor, targets, ground_truth, units)
   plausibility.check_targets(sequence, model.actor.neutral,

@@ -316,3 +316,16 @@ def test_cli_ctrl_c_stops_cleanly_and_resumes(tmp_path):
   assert os.listdir(os.path.join(workdir, 'checkpoints'))
   time.sleep(0.1)
   assert not os.path.exists(os.path.join(workdir, workdir_lib.LOCK))
+
+
+@pytest.mark.parametrize('overrides,message', [
+    ({'model.activation': 'swish'}, 'swish'),
+    ({'train.points_per_step': -1}, 'train.points_per_step must be'),
+    ({'train.num_steps': 0}, 'train.num_steps must be'),
+    ({'methods': 'aim,blendshapes'}, 'blendshapes'),
+])
+def test_bad_fit_settings_are_refused_before_loading(tmp_path, overrides, message):
+  with pytest.raises(ValueError, match=message):
+    fit_run.run_fit(fit_config(**overrides), str(tmp_path / 'no_model'), 'synthetic',
+                    str(tmp_path / 'fit'), log=None)
+  assert not os.path.exists(tmp_path / 'fit')
