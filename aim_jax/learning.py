@@ -104,20 +104,13 @@ def model_spec(config: ml_collections.ConfigDict, actor: Actor) -> aim.AIMSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizerSettings:
-  """The learning optimiser's settings (hashable: built inside jitted steps)."""
-  num_steps: int
-  learning_rate: float
+class OptimizerSettings(train_loop.AdamSettings):
+  """The learning optimiser's settings: the network rate and schedule of `AdamSettings`, own
+  rates for the jaw rotations and translations, Adam's b2 and gradient clipping."""
   jaw_rotation_lr: float
   jaw_translation_lr: float
-  warmup_steps: int
-  final_lr_fraction: float
   adam_b2: float
   grad_clip_norm: float
-
-  @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict) -> 'OptimizerSettings':
-    return train_loop.settings_from(cls, config.train)
 
   def optimizer(self) -> optax.GradientTransformation:
     """Adam with a warmup + cosine schedule; jaw rotations and translations get their own rates.
@@ -127,8 +120,7 @@ class OptimizerSettings:
     on the synthetic demo at step ~900).
     """
     def adam(lr):
-      return optax.adam(train_loop.warmup_cosine(lr, self.warmup_steps, self.num_steps,
-                                                 self.final_lr_fraction), b2=self.adam_b2)
+      return optax.adam(self.schedule(lr), b2=self.adam_b2)
 
     def label(params):
       labels = jax.tree_util.tree_map(lambda _: 'networks', params)

@@ -96,6 +96,27 @@ class LoopOptions:
         raise ValueError(f'train.{name} must be a whole number >= 1, got {value!r}')
 
 
+@dataclasses.dataclass(frozen=True)
+class AdamSettings:
+  """Adam on a warmup-cosine schedule (hashable: an optimiser is rebuilt from it inside jitted
+  steps). The fitting loop's optimiser; learning's extends it."""
+  learning_rate: float
+  warmup_steps: int
+  num_steps: int
+  final_lr_fraction: float
+
+  def schedule(self, peak: float) -> optax.Schedule:
+    return warmup_cosine(peak, self.warmup_steps, self.num_steps, self.final_lr_fraction)
+
+  def optimizer(self) -> optax.GradientTransformation:
+    return optax.adam(self.schedule(self.learning_rate))
+
+  @classmethod
+  def from_config(cls, config: Any):
+    """From the config's `train` section."""
+    return settings_from(cls, config.train)
+
+
 _SCALARS = {'int': int, 'float': float, 'bool': bool, 'str': str}
 
 

@@ -63,22 +63,7 @@ def fit_spec(config: ml_collections.ConfigDict, num_coefficients: int,
                            code_init_std=m.code_init_std)
 
 
-@dataclasses.dataclass(frozen=True)
-class OptimizerSettings:
-  """The fitting optimiser's settings (hashable: built inside the jitted step)."""
-  learning_rate: float
-  warmup_steps: int
-  num_steps: int
-  final_lr_fraction: float
-
-  @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict) -> 'OptimizerSettings':
-    return train_loop.settings_from(cls, config.train)
-
-  def optimizer(self) -> optax.GradientTransformation:
-    """Adam with a warmup + cosine schedule."""
-    return optax.adam(train_loop.warmup_cosine(self.learning_rate, self.warmup_steps,
-                                               self.num_steps, self.final_lr_fraction))
+OptimizerSettings = train_loop.AdamSettings  # Adam on a warmup-cosine schedule.
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:

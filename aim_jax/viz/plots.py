@@ -90,9 +90,14 @@ def plot_loss_curves(path: str, steps: np.ndarray, curves: Dict[str, np.ndarray]
     ax.set_yscale('log')
   ax.set_xlabel('step')
   ax.set_ylabel('loss')
-  ax.grid(True, which='major', alpha=0.4)
   ax.grid(True, which='minor', alpha=0.12)
-  if curves:
+  return _finish(fig, ax, path, title, legend=bool(curves))
+
+
+def _finish(fig, ax, path: str, title: Optional[str], legend: bool) -> str:
+  """Major grid, legend, title and tight layout; saves the figure to `path`."""
+  ax.grid(True, which='major', alpha=0.4)
+  if legend:
     ax.legend(fontsize=8, loc='best')
   if title:
     ax.set_title(title)
@@ -124,13 +129,7 @@ def plot_per_frame_error(path: str, errors: Dict[str, np.ndarray], title: Option
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.set_ylim(bottom=0)
-  ax.grid(True, alpha=0.4)
-  if errors:
-    ax.legend(fontsize=8, loc='best')
-  if title:
-    ax.set_title(title)
-  fig.tight_layout()
-  return _save(fig, path)
+  return _finish(fig, ax, path, title, legend=bool(errors))
 
 
 def plot_bars(path: str, labels: Sequence[str], values: Sequence[float],
