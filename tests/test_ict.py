@@ -14,6 +14,7 @@ from aim_jax.anatomy import skull_template
 from aim_jax.data import folder as folder_lib
 from aim_jax.data import ict
 from aim_jax.data.actor import ActorError, check_triangles
+from aim_jax.fitting import io as fit_io
 from aim_jax.geometry import rotation_angle_deg
 from configs import ict_actor as ict_config
 
@@ -195,6 +196,14 @@ def test_ict_actor_shapes_and_bone_fit(ict_actor):
   measured = [v['depth_mm'] for v in fit['landmarks'].values() if v['depth_mm'] is not None]
   assert len(measured) == len(fit['landmarks'])  # Closest-point depths find bone everywhere.
   assert ict_actor.report['seconds']['total'] < 60.0
+  # The actor remembers where its vertices sit in the full ICT head, and frames of the full head
+  # are cropped to it when fitted.
+  np.testing.assert_array_equal(actor.source_vertex_ids, ict.region_ids(
+      ict_config.get_config().ict.region))
+  full = np.zeros((2, int(actor.source_vertex_ids.max()) + 10, 3), np.float32)
+  full[:, actor.source_vertex_ids] = actor.shapes[:2]
+  cropped = fit_io.to_actor_topology(full, actor.num_vertices, actor.source_vertex_ids, 'full')
+  np.testing.assert_array_equal(cropped, actor.shapes[:2])
 
 
 @needs_data
