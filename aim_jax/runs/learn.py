@@ -14,6 +14,7 @@ from typing import Callable, Dict, Optional
 import ml_collections
 import numpy as np
 
+from aim_jax import anatomy_quality as quality_lib
 from aim_jax import eval as eval_lib
 from aim_jax import files, learning, model_dir, train_loop
 from aim_jax import workdir as workdir_lib
@@ -45,7 +46,8 @@ def constraints_for(actor: Actor, config: ml_collections.ConfigDict, workdir: st
 
 def evaluate(params, spec: aim.AIMSpec, actor: Actor,
              constraints: constraints_lib.SparseConstraints) -> Dict:
-  """Reconstruction and (with ground truth) dense anatomy errors of a learned model.
+  """Reconstruction, anatomy quality (`anatomy_quality`, with the ground truth's beside when
+  known) and (with ground truth) dense anatomy errors of a learned model.
 
   Returns (summary dict, evaluated fields at the neutral's vertices).
   """
@@ -60,6 +62,7 @@ def evaluate(params, spec: aim.AIMSpec, actor: Actor,
           name: float(errors[i, actor.region].mean())
           for i, name in enumerate(actor.shape_names)},
       'constraints': {'count': constraints.count, 'fraction': constraints.fraction},
+      'anatomy_quality': quality_lib.anatomy_quality(fields, actor),
   }
   gt = actor.ground_truth
   if gt is not None:

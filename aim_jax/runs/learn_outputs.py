@@ -11,7 +11,7 @@ Layout under the workdir:
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 
@@ -132,4 +132,32 @@ def format_summary(summary: Dict) -> str:
     jaw = summary['jaw']
     lines.append(f'jaw transforms: {jaw["rotation_deg"]["mean"]:.3f} deg, '
                  f'{jaw["displacement_mm"]["mean"]:.3f} mm mean error')
+  if 'anatomy_quality' in summary:
+    lines += format_anatomy_quality(summary['anatomy_quality'])
   return '\n'.join(lines)
+
+
+def format_anatomy_quality(quality: Dict) -> List[str]:
+  """Two lines of `anatomy_quality.anatomy_quality` figures, the truth's beside when known."""
+  truth = quality.get('ground_truth')
+
+  def figure(key, fmt, field=None):
+    value = quality[key] if field is None else quality[key][field]
+    text = format(value, fmt)
+    if truth is not None:
+      true_value = truth[key] if field is None else truth[key][field]
+      text += f' (truth {format(true_value, fmt)})'
+    return text
+
+  lines = ['anatomy quality: left-right asymmetry mean / p95: thickness '
+           f'{figure("thickness_asymmetry_mm", ".2f", "mean")} / '
+           f'{figure("thickness_asymmetry_mm", ".2f", "p95")} mm, bone points '
+           f'{figure("bone_asymmetry_mm", ".2f", "mean")} / '
+           f'{figure("bone_asymmetry_mm", ".2f", "p95")} mm',
+           f'  flipped bone triangles {figure("flipped_triangles_percent", ".2f")} %, '
+           f'thickness roughness {figure("thickness_roughness_mm", ".3f")} mm per edge']
+  if 'rhine_depth' in quality:
+    rhine = quality['rhine_depth']
+    lines[-1] += (f', Rhine tissue depths {rhine["mean_abs_error_mm"]:.2f} mm mean error '
+                  f'at {rhine["count"]} landmarks')
+  return lines

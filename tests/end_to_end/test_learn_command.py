@@ -9,6 +9,7 @@ import pytest
 
 from aim_jax import learning, model_dir
 from aim_jax.runs import learn as learn_run
+from aim_jax.runs import learn_outputs
 from configs import learn_test
 
 
@@ -26,7 +27,18 @@ def test_learning_reduces_error_and_writes_outputs(tmp_path, actor_and_constrain
   assert summary['reconstruction_mm']['mean'] < 0.5 * initial
   for subset in ('constrained', 'unconstrained'):
     assert np.isfinite(summary['anatomy']['bone_mm'][subset]['mean'])
+  quality = summary['anatomy_quality']
+  for figures in (quality, quality['ground_truth']):
+    for key in ('thickness_asymmetry_mm', 'bone_asymmetry_mm'):
+      assert np.isfinite(figures[key]['mean']) and np.isfinite(figures[key]['p95']), key
+    for key in ('flipped_triangles_percent', 'thickness_roughness_mm'):
+      assert np.isfinite(figures[key]), key
+  assert np.isfinite(quality['thickness_roughness_vs_truth'])
+  assert 'rhine_depth' not in quality  # The synthetic actor is not cut from ICT-FaceKit.
+  assert 'anatomy quality:' in learn_outputs.format_summary(summary)
   written = json.loads((tmp_path / 'summary.json').read_text())
+  assert written['anatomy_quality']['flipped_triangles_percent'] == pytest.approx(
+      quality['flipped_triangles_percent'])
   assert written['reconstruction_mm']['mean'] == pytest.approx(summary['reconstruction_mm']['mean'])
   for name in ('loss_curves.png', 'renders/anatomy.png', 'renders/error.png', 'renders/shapes.png',
                'meshes/anatomy.ply', 'meshes/neutral_thickness.ply',
