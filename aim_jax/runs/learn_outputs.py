@@ -141,21 +141,18 @@ def format_anatomy_quality(quality: Dict) -> List[str]:
   """Two lines of `anatomy_quality.anatomy_quality` figures, the truth's beside when known."""
   truth = quality.get('ground_truth')
 
-  def figure(key, fmt, field=None):
-    value = quality[key] if field is None else quality[key][field]
-    text = format(value, fmt)
-    if truth is not None:
-      true_value = truth[key] if field is None else truth[key][field]
-      text += f' (truth {format(true_value, fmt)})'
-    return text
+  def figure(key, fmt, unit, fields=None):
+    def text(figures):
+      values = [figures[key]] if fields is None else [figures[key][f] for f in fields]
+      return ' / '.join(format(v, fmt) for v in values)
+    return text(quality) + unit + ('' if truth is None else f' (truth {text(truth)})')
 
   lines = ['anatomy quality: left-right asymmetry mean / p95: thickness '
-           f'{figure("thickness_asymmetry_mm", ".2f", "mean")} / '
-           f'{figure("thickness_asymmetry_mm", ".2f", "p95")} mm, bone points '
-           f'{figure("bone_asymmetry_mm", ".2f", "mean")} / '
-           f'{figure("bone_asymmetry_mm", ".2f", "p95")} mm',
-           f'  flipped bone triangles {figure("flipped_triangles_percent", ".2f")} %, '
-           f'thickness roughness {figure("thickness_roughness_mm", ".3f")} mm per edge']
+           f'{figure("thickness_asymmetry_mm", ".2f", " mm", ("mean", "p95"))}, bone points '
+           f'{figure("bone_asymmetry_mm", ".2f", " mm", ("mean", "p95"))}',
+           f'  flipped bone triangles {figure("flipped_triangles_percent", ".2f", " %")}, '
+           'thickness roughness '
+           f'{figure("thickness_roughness_mm", ".3f", " mm per edge")}']
   if 'rhine_depth' in quality:
     rhine = quality['rhine_depth']
     lines[-1] += (f', Rhine tissue depths {rhine["mean_abs_error_mm"]:.2f} mm mean error '
