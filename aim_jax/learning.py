@@ -100,7 +100,8 @@ def model_spec(config: ml_collections.ConfigDict, actor: Actor) -> aim.AIMSpec:
                        depth=m.depth, activation=m.activation, w0=m.w0, sine=m.sine,
                        expression_hidden=m.expression_hidden, bone_scale=m.bone_scale,
                        thickness_scale=m.thickness_scale, delta_scale=m.delta_scale,
-                       layout=m.layout)
+                       layout=m.layout, anatomy_activation=m.anatomy_activation,
+                       anatomy_w0=m.anatomy_w0)
 
 
 @dataclasses.dataclass(frozen=True)

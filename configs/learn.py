@@ -39,6 +39,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.thickness_scale = 10.0  # mm per unit of softplus output.
   config.model.delta_scale = 10.0  # mm per unit of raw expression delta.
   config.model.layout = 'loop'  # 'loop' | 'stacked' (benchmarks/learn_step.py compares them).
+  # Not in the paper: the anatomy networks' (B, N, D, K) own activation and sine frequency
+  # ('' / 0: the shared ones above), for a smoother anatomy between the constraints.
+  config.model.anatomy_activation = ''
+  config.model.anatomy_w0 = 0.0
 
   config.loss = ml_collections.ConfigDict()
   config.loss.weights = ml_collections.ConfigDict()

@@ -47,6 +47,9 @@ class AIMSpec:
     scale: mm per normalised unit: c_norm = (c_mm - center) / scale.
     pivot: (3,) mm jaw pivot (tuple).
     hidden, depth, activation, w0, sine: MLP fields shared by all five networks (MLPSpec).
+    anatomy_activation, anatomy_w0: the four anatomy networks' (B, N, D, K) own activation and
+      sine frequency ('' / 0: the shared ones); the expression network E keeps the shared ones.
+      Not in the paper: a smoother anatomy between the sparse constraints (issue 11).
     expression_hidden: hidden width of E (0: same as `hidden`).
     bone_scale: mm per unit of B's raw output.
     thickness_scale: mm per unit of D's softplus output.
@@ -68,6 +71,8 @@ class AIMSpec:
   thickness_scale: float = 10.0
   delta_scale: float = 10.0
   layout: str = 'loop'
+  anatomy_activation: str = ''
+  anatomy_w0: float = 0.0
 
   def __post_init__(self):
     if self.num_shapes < 2:
@@ -82,8 +87,11 @@ class AIMSpec:
            'expression': 3 * (self.num_shapes - 1)}[name]
     hidden = self.expression_hidden if (name == 'expression' and self.expression_hidden) else (
         self.hidden)
+    anatomy = name != 'expression'
+    activation = (self.anatomy_activation or self.activation) if anatomy else self.activation
+    w0 = (self.anatomy_w0 or self.w0) if anatomy else self.w0
     return siren.MLPSpec(in_features=3, out_features=out, hidden=hidden, depth=self.depth,
-                         activation=self.activation, w0=self.w0, sine=self.sine)
+                         activation=activation, w0=w0, sine=self.sine)
 
 
 def make_spec(template: np.ndarray, pivot: np.ndarray, num_shapes: int, margin: float = 1.1,
