@@ -1,6 +1,8 @@
 """The AIM ensemble (aim_jax/models/aim.py): shapes, identities at initialisation, layouts, chunked
 evaluation."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,3 +84,15 @@ def test_gradients_reach_every_network_and_jaw():
 def test_bad_spec():
   with pytest.raises(ValueError, match='layout'):
     _spec(layout='fused')
+
+
+def test_anatomy_networks_may_have_their_own_activation_and_frequency():
+  template = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32) * 40
+  spec = aim.make_spec(template, np.zeros(3), 3, anatomy_activation='gelu', anatomy_w0=5.0)
+  for name in aim.ANATOMY_NETWORKS:
+    assert spec.mlp(name).activation == 'gelu' and spec.mlp(name).w0 == 5.0
+  assert spec.mlp('expression').activation == 'sine' and spec.mlp('expression').w0 == 30.0
+  plain = aim.make_spec(template, np.zeros(3), 3)
+  assert plain.mlp('bone') == dataclasses.replace(plain.mlp('expression'), out_features=3)
+  with pytest.raises(ValueError, match='activation'):
+    aim.make_spec(template, np.zeros(3), 3, anatomy_activation='swish')
