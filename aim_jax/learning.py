@@ -286,13 +286,9 @@ def train_block(state: TrainState, data: LearningData, settings: StepSettings, c
   return train_loop.scan_steps(step, count)(state)
 
 
-def make_train_step(config, spec: aim.AIMSpec, optimizer=None) -> Callable:
-  """`train_step(state, data) -> (state, terms)` for a config (compiled once per settings).
-
-  The optimiser is the config's (`make_optimizer`); the argument is kept for callers that pass
-  it and must be that optimiser.
-  """
-  del optimizer
+def make_train_step(config, spec: aim.AIMSpec) -> Callable:
+  """`train_step(state, data) -> (state, terms)` for a config (compiled once per settings; the
+  optimiser is the config's, `make_optimizer`)."""
   settings = StepSettings.from_config(config, spec)
   return lambda state, data: train_step(state, data, settings)
 

@@ -14,6 +14,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from aim_jax import files
+
 FILE = 'metrics.jsonl'
 BOOKKEEPING = ('step', 'rate', 'elapsed_s', 'eta_s')
 
@@ -57,11 +59,7 @@ def truncate(path: str, step: int):
   if not os.path.exists(path):
     return
   kept = [r for r in read(path) if r.get('step', 0) <= step]
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    for record in kept:
-      f.write(json.dumps(record) + '\n')
-  os.replace(tmp, path)
+  files.write_text(path, ''.join(json.dumps(record) + '\n' for record in kept))
 
 
 def curves(path: str) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:

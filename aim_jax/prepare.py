@@ -215,7 +215,7 @@ def check_output_folder(out: str):
   entries = set(os.listdir(out)) - {workdir_lib.LOCK}
   if not entries:
     return
-  if entries & {'model.json', 'checkpoints', 'identity.json'}:
+  if entries & {'model.json', 'checkpoints', workdir_lib.IDENTITY}:  # A model or run workdir.
     raise ActorError(f'{out}: is a model or run workdir, not an actor folder; write the actor '
                      'to another folder')
   if 'actor.json' not in entries and not any(e.startswith('neutral.') for e in entries):

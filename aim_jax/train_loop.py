@@ -402,15 +402,13 @@ def run(state, step_fn: StepFn, options: LoopOptions, workdir: Optional[str] = N
             metrics_log.append(metrics_path, record)
           sums, count = None, 0
           last_good = step
-        if saving and not checkpoints.save(step, state):
-          raise Diverged(f'non-finite parameters at step {step}; ' + _kept(checkpoints))
+        if saving:
+          _save_finite(checkpoints, step, state)
         if stop.requested:
           stopped = stop.requested
           break
       if checkpoints is not None and int(state.step) != (checkpoints.latest_step() or 0):
-        if not checkpoints.save(int(state.step), state, force=True):
-          raise Diverged(f'non-finite parameters at step {int(state.step)}; '
-                         + _kept(checkpoints))
+        _save_finite(checkpoints, int(state.step), state, force=True)
   finally:
     if checkpoints is not None:
       checkpoints.close()
@@ -418,6 +416,12 @@ def run(state, step_fn: StepFn, options: LoopOptions, workdir: Optional[str] = N
     where = f'; checkpoint in {workdir}, rerun the same command to resume' if workdir else ''
     raise StopRequested(f'stopped at step {int(state.step)} ({stopped}){where}')
   return state, history
+
+
+def _save_finite(checkpoints: Checkpoints, step: int, state, force: bool = False):
+  """Saves the state; Diverged (nothing written) when it is not finite."""
+  if not checkpoints.save(step, state, force=force):
+    raise Diverged(f'non-finite parameters at step {step}; ' + _kept(checkpoints))
 
 
 def _kept(checkpoints: Optional[Checkpoints]) -> str:

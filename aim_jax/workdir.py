@@ -19,9 +19,11 @@ import json
 import os
 import socket
 import sys
-from typing import Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 import numpy as np
+
+from aim_jax import files
 
 IDENTITY = 'identity.json'
 LOCK = '.lock'
@@ -172,22 +174,14 @@ def read_identity(workdir: str) -> Optional[Dict]:
   if not os.path.exists(path):
     return None
   try:
-    with open(path) as f:
-      return json.load(f)
+    return files.read_json(path)
   except (OSError, ValueError):
     raise WorkdirError(f'{path}: unreadable; the workdir cannot be checked') from None
 
 
-def _write_identity(workdir: str, identity: Dict):
-  path = os.path.join(workdir, IDENTITY)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(identity, f, indent=1, sort_keys=True)
-  os.replace(path + '.tmp', path)
-
-
-def _has_results(workdir: str, ignore: Iterable[str]) -> bool:
+def _has_results(workdir: str) -> bool:
   return os.path.isdir(workdir) and any(
-      name not in set(ignore) | {LOCK, IDENTITY} for name in os.listdir(workdir))
+      name not in (LOCK, IDENTITY) for name in os.listdir(workdir))
 
 
 def _move_aside(workdir: str) -> str:
@@ -203,7 +197,7 @@ def _move_aside(workdir: str) -> str:
 
 def claim(workdir: str, identity: Dict, restart: bool = False,
           log: Optional[Callable[[str], None]] = print, restart_flag: str = 'restart',
-          ignore: Iterable[str] = ()) -> Dict:
+          ) -> Dict:
   """Records `identity` in workdir, or checks it against the one already there.
 
   Args:
@@ -212,7 +206,6 @@ def claim(workdir: str, identity: Dict, restart: bool = False,
     restart: start over: an existing workdir made with another identity is moved aside to
       `<workdir>.replaced-<UTC time>` (nothing is deleted), then claimed afresh.
     restart_flag: the name the error message tells the user to pass (e.g. 'restart').
-    ignore: entries of a workdir that do not count as results (e.g. a lock).
   Returns:
     the identity now recorded.
   Raises:
@@ -231,12 +224,12 @@ def claim(workdir: str, identity: Dict, restart: bool = False,
     aside = _move_aside(workdir)
     if log:
       log(f'{workdir}: the previous run (other {", ".join(changed[:6])}) was moved to {aside}')
-  elif old is None and restart and _has_results(workdir, ignore):
+  elif old is None and restart and _has_results(workdir):
     aside = _move_aside(workdir)
     if log:
       log(f'{workdir}: the previous run was moved to {aside}')
   if old != identity:
-    _write_identity(workdir, identity)
+    files.write_json(os.path.join(workdir, IDENTITY), identity)
   return identity
 
 

@@ -49,7 +49,7 @@ def _jax_stepper(config, actor, constraints):
   spec = learning.model_spec(config, actor)
   optimizer = learning.make_optimizer(config)
   data = learning.make_learning_data(actor, constraints)
-  step = learning.make_train_step(config, spec, optimizer)
+  step = learning.make_train_step(config, spec)
   state = [learning.create_state(config, spec, optimizer)]
 
   def run(n):

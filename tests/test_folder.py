@@ -584,3 +584,16 @@ def test_jaw_transform_errors_name_the_file(saved, content, match):
   _edit_json(saved, jaw_transforms='jaws.json')
   message = _expect(match, lambda: load_actor(saved))
   assert message.startswith(saved)
+
+
+def test_source_vertex_ids_round_trip_and_bad_files(saved, tiny_actor):
+  ids = np.arange(tiny_actor.num_vertices) * 2 + 5
+  with_ids = dataclasses.replace(tiny_actor, source_vertex_ids=ids)
+  folder = save_actor(with_ids, saved)
+  np.testing.assert_array_equal(load_actor(folder).source_vertex_ids, ids)
+  np.save(os.path.join(folder, 'source_vertex_ids.npy'), np.zeros(tiny_actor.num_vertices, int))
+  _expect(r'tiny: source_vertex_ids must be \d+ distinct non-negative integers',
+          lambda: load_actor(folder))
+  _edit_json(folder, source_vertex_ids='missing.npy')
+  _expect(r"actor\.json: source_vertex_ids: no such file 'missing\.npy'",
+          lambda: load_actor(folder))

@@ -263,5 +263,4 @@ def make_actor(name: str,
       ground_truth=ground_truth, source=source,
       shape_jaws=None if shape_jaws is None else tuple(np.asarray(a, np.float32)
                                                         for a in shape_jaws),
-      source_vertex_ids=None if source_vertex_ids is None else np.asarray(source_vertex_ids,
-                                                                          np.int64))
+      source_vertex_ids=None if source_vertex_ids is None else np.asarray(source_vertex_ids))

@@ -105,18 +105,13 @@ def _read_npy(folder: str, what: str, name: str):
     raise file_error(file, f'unreadable .npy ({err})') from err
 
 
-def read_vertex_ids(folder: str, value, num_vertices: int) -> np.ndarray:
-  """(V,) int64 from actor.json's `source_vertex_ids` (a .npy file name): each actor vertex's
-  index in the mesh the actor was cut from."""
+def read_vertex_ids(folder: str, value) -> np.ndarray:
+  """The array of actor.json's `source_vertex_ids` (a .npy file name): each actor vertex's index
+  in the mesh the actor was cut from (checked with the rest of the actor, `validate_actor`)."""
   if not isinstance(value, str):
     raise file_error(os.path.join(folder, FILE_NAME),
                      'source_vertex_ids must be a .npy file name')
-  ids, file = _read_npy(folder, 'source_vertex_ids', value)
-  if (ids.shape != (num_vertices,) or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0
-      or len(np.unique(ids)) != num_vertices):
-    raise file_error(file, f'must hold {num_vertices} distinct non-negative vertex ids, got '
-                     f'{ids.dtype} of shape {ids.shape}')
-  return ids.astype(np.int64)
+  return _read_npy(folder, 'source_vertex_ids', value)[0]
 
 
 def ordered_names(json_file: str, neutral_name: str, expression_names, order):

@@ -251,7 +251,7 @@ def load_actor(path: str) -> Actor:
                                      shape_names, pivot, scale)
   source_ids = None
   if 'source_vertex_ids' in settings:
-    source_ids = actor_json.read_vertex_ids(folder, settings['source_vertex_ids'], num_vertices)
+    source_ids = actor_json.read_vertex_ids(folder, settings['source_vertex_ids'])
   name = settings.get('name') or os.path.basename(os.path.normpath(os.path.abspath(folder)))
   return make_actor(
       name=name, shapes=shapes, shape_names=shape_names, faces=faces, skull=bones['skull'],

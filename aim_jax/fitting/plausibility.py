@@ -61,18 +61,17 @@ def check_targets(targets: Dict[str, TargetSet], neutral: np.ndarray, source: st
                         f'{MIN_VISIBLE} {kind} points (first: frame {frames[0]}, '
                         f'{seen[frames[0]]} visible); drop those frames or check for NaN')
     rest = _rest_points(target, neutral)
-    model_spread = _spread(rest[None], np.ones((1, len(rest))))
     if kind == 'landmarks':
-      _check_camera(target, rest, visible, model_spread, source)
+      _check_camera(target, rest, visible, source)
       continue
+    model_spread = _spread(rest[None], np.ones((1, len(rest))))
     ratio = _spread(np.asarray(target.values, np.float64), visible) / max(model_spread, 1e-9)
     if not SCALE_RANGE[0] <= ratio <= SCALE_RANGE[1]:
       raise TargetError(f'{source}: the {kind} points spread {ratio:.3g} times as wide as the '
                         f'model at the same points{_units_hint(ratio)}')
 
 
-def _check_camera(target: TargetSet, rest: np.ndarray, visible: np.ndarray,
-                  model_spread: float, source: str):
+def _check_camera(target: TargetSet, rest: np.ndarray, visible: np.ndarray, source: str):
   cam = target.camera
   intrinsics = np.asarray(cam.intrinsics, np.float64)
   if not (intrinsics[0, 0] > 0 and intrinsics[1, 1] > 0):
@@ -89,4 +88,3 @@ def _check_camera(target: TargetSet, rest: np.ndarray, visible: np.ndarray,
   if not 0.25 <= ratio <= 4.0:
     raise TargetError(f'{source}: the landmarks spread {ratio:.3g} times as wide as the model '
                       'seen through the camera; check the intrinsics and the camera distance')
-  del model_spread
