@@ -53,7 +53,9 @@ class LearningData:
   vertex (-1 none); plane: (4,) mirror plane; unconstrained: (V,) bool, vertices without a
   constraint (where the small-thickness prior applies); constraints: the sparse constraints;
   jaw_probe: (P, 3) mandible points and jaw_target: (S, P, 3) where the user's per-shape jaws
-  move them (None when the actor has no `shape_jaws`).
+  move them (None when the actor has no `shape_jaws`); fold_faces: (F, 3) int the skin's
+  triangles and fold_normal: (F, 3) their area normals over their squared length (per mm^2),
+  which the fold penalty reads (`losses.fold`).
   """
   template: jnp.ndarray
   shapes: jnp.ndarray
@@ -61,6 +63,8 @@ class LearningData:
   plane: jnp.ndarray
   unconstrained: jnp.ndarray
   constraints: ConstraintTargets
+  fold_faces: jnp.ndarray
+  fold_normal: jnp.ndarray
   jaw_probe: Optional[jnp.ndarray] = None
   jaw_target: Optional[jnp.ndarray] = None
 
@@ -81,6 +85,14 @@ def jaw_prior_targets(actor: Actor):
   return probe, np.asarray(geometry.rigid_about_pivot(probe, rotation, translation, pivot))
 
 
+def skin_fold_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+  """(F, 3) float32 n / |n|^2 of the (F, 3) triangles' area normals n over (V, 3) mm vertices."""
+  v = np.asarray(vertices, np.float64)[np.asarray(faces)]
+  normal = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+  return (normal / np.maximum(np.sum(normal ** 2, axis=-1, keepdims=True), 1e-12)).astype(
+      np.float32)
+
+
 def make_learning_data(actor: Actor, constraints: SparseConstraints) -> LearningData:
   if constraints.count == 0:
     raise ValueError(f'{actor.source or actor.name}: no sparse anatomical constraint was found '
@@ -90,6 +102,8 @@ def make_learning_data(actor: Actor, constraints: SparseConstraints) -> Learning
       partner=jnp.asarray(actor.symmetry), plane=jnp.asarray(actor.mirror_plane),
       unconstrained=jnp.asarray(~constraints.vertex_mask()),
       constraints=ConstraintTargets.of(constraints),
+      fold_faces=jnp.asarray(actor.faces, jnp.int32),
+      fold_normal=jnp.asarray(skin_fold_normals(actor.neutral, actor.faces)),
       **{k: None if v is None else jnp.asarray(v)
          for k, v in zip(('jaw_probe', 'jaw_target'), jaw_prior_targets(actor))})
 
@@ -141,24 +155,42 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   return OptimizerSettings.from_config(config).optimizer()
 
 
+def regulariser_positions(key: jax.Array, count: int, size: int) -> jnp.ndarray:
+  """(min(size, count),) int distinct positions in a batch of `count` points, drawn at random
+  (size 0 or >= count: every position, in order). The regularisers read these, so that a
+  full-batch run regularises every vertex over its steps rather than the first `size` by index
+  (before issue 11, the lower quarter of the demo face only)."""
+  if size and size < count:
+    return jax.random.choice(key, count, (size,), replace=False)
+  return jnp.arange(count)
+
+
 def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
             weights: Dict[str, float], batch_size: int, constraint_batch: int,
-            symmetry_batch: int, skinning_jitter_mm: float):
+            symmetry_batch: int, skinning_jitter_mm: float, fold_margin: float = 0.0):
   """L_Model on one batch. Returns (total, dict of the unweighted terms).
 
   `weights` maps each term ('reconstruction', 'anatomy', 'anatomy_normal', 'thickness',
-  'thickness_small', 'thickness_smooth', 'skinning', 'skinning_smooth', 'symmetry',
-  'expression_small', 'jaw_prior') to its weight. A term is computed only when its weight (or,
-  for the constraint group 'anatomy', 'anatomy_normal', 'thickness', 'skinning', the weight of
-  any term of the group, which share one network evaluation) is non-zero; 'jaw_prior' also
-  needs per-shape jaws in `data`.
+  'thickness_small', 'thickness_smooth', 'bone_smooth', 'normal_smooth', 'fold', 'skinning',
+  'skinning_smooth', 'symmetry', 'expression_small', 'jaw_prior') to its weight. A term is
+  computed only when its weight (or, for the constraint group 'anatomy', 'anatomy_normal',
+  'thickness', 'skinning', the weight of any term of the group, which share one network
+  evaluation) is non-zero; 'jaw_prior' also needs per-shape jaws in `data`.
+
+  Batches: `batch_size` vertices (0 or >= V: every vertex) for the reconstruction and the
+  small-thickness prior; `constraint_batch` constraints; and the regularisers (L_Sym and the
+  smoothness terms) on a fresh random `symmetry_batch` of the batch's points every step (0: the
+  whole batch), so that over the steps they act on every vertex. The fold penalty reads every
+  skin triangle when the batch is every vertex, else `symmetry_batch` random triangles (their
+  corners evaluated for it).
   """
   num_vertices = data.template.shape[0]
-  k_batch, k_constraint, k_jitter = jax.random.split(key, 3)
-  if batch_size and batch_size < num_vertices:
-    index = jax.random.choice(k_batch, num_vertices, (batch_size,), replace=False)
-  else:
+  k_batch, k_constraint, k_jitter, k_sub, k_fold = jax.random.split(key, 5)
+  full_batch = not batch_size or batch_size >= num_vertices
+  if full_batch:
     index = jnp.arange(num_vertices)
+  else:
+    index = jax.random.choice(k_batch, num_vertices, (batch_size,), replace=False)
   points = data.template[index]
   fields = aim.anatomy(params, points, spec, aim.NETWORKS)
   rotation, translation = aim.jaw_transforms(params)
@@ -187,25 +219,45 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   if uses('thickness_small'):
     terms['thickness_small'] = losses.thickness_small(fields['thickness'],
                                                       data.unconstrained[index])
-  sub = index[:symmetry_batch] if symmetry_batch else index
-  if uses('skinning_smooth', 'thickness_smooth'):
+
+  # The regularisers' points: a random subset of the batch, drawn anew every step.
+  position = regulariser_positions(k_sub, index.shape[0], symmetry_batch)
+  sub = index[position]
+  own = {k: v[position] for k, v in fields.items() if k in aim.ANATOMY_NETWORKS}
+  smooth = (('skinning', 'skinning_smooth'), ('thickness', 'thickness_smooth'),
+            ('bone', 'bone_smooth'), ('normal', 'normal_smooth'))
+  names = tuple(name for name, term in smooth if uses(term))
+  if names:
     jitter = skinning_jitter_mm * jax.random.normal(k_jitter, (sub.shape[0], 3))
-    names = tuple(n for n, term in (('skinning', 'skinning_smooth'),
-                                    ('thickness', 'thickness_smooth')) if uses(term))
     nearby = aim.anatomy(params, data.template[sub] + jitter, spec, names)
     if uses('skinning_smooth'):
-      terms['skinning_smooth'] = losses.skinning_smoothness(
-          fields['skinning'][:sub.shape[0]], nearby['skinning'])
+      terms['skinning_smooth'] = losses.skinning_smoothness(own['skinning'], nearby['skinning'])
     if uses('thickness_smooth'):
-      terms['thickness_smooth'] = losses.thickness_smoothness(
-          fields['thickness'][:sub.shape[0]], nearby['thickness'])
+      terms['thickness_smooth'] = losses.thickness_smoothness(own['thickness'],
+                                                              nearby['thickness'])
+    if uses('bone_smooth'):
+      terms['bone_smooth'] = losses.bone_smoothness(own['bone'], nearby['bone'], jitter)
+    if uses('normal_smooth'):
+      terms['normal_smooth'] = losses.normal_smoothness(own['normal'], nearby['normal'])
   if uses('symmetry'):
     partner = data.partner[sub]
     valid = partner >= 0
     mirrored = aim.anatomy(params, data.template[jnp.maximum(partner, 0)], spec,
                            aim.ANATOMY_NETWORKS)
-    own = {k: v[:sub.shape[0]] for k, v in fields.items() if k in aim.ANATOMY_NETWORKS}
     terms['symmetry'] = losses.symmetry(own, mirrored, data.plane, valid)
+  if uses('fold'):
+    if full_batch:  # Positions are vertex ids: every triangle, no extra evaluation.
+      triangles = fields['bone'][data.fold_faces]
+      skin_normal = data.fold_normal
+    else:
+      num_faces = data.fold_faces.shape[0]
+      picked = jax.random.choice(k_fold, num_faces, (min(symmetry_batch or num_faces,
+                                                          num_faces),), replace=False)
+      corners = data.fold_faces[picked]
+      triangles = aim.anatomy(params, data.template[corners.reshape(-1)], spec,
+                              ('bone',))['bone'].reshape(-1, 3, 3)
+      skin_normal = data.fold_normal[picked]
+    terms['fold'] = losses.fold(triangles, skin_normal, fold_margin)
   total = sum(weights.get(name, 0.0) * value for name, value in terms.items())
   return total, terms
 
@@ -220,6 +272,10 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
       'thickness': w.thickness if use.thickness else 0.0,
       'thickness_small': w.thickness_small if use.thickness else 0.0,
       'thickness_smooth': w.thickness_smooth if use.thickness else 0.0,
+      # Ours (issue 11), not in the paper: a smooth, unfolded anatomy between the constraints.
+      'bone_smooth': w.bone_smooth if use.anatomy_smooth else 0.0,
+      'normal_smooth': w.normal_smooth if use.anatomy_smooth else 0.0,
+      'fold': w.fold if use.fold else 0.0,
       'skinning': w.skinning if use.skinning else 0.0,
       'skinning_smooth': w.skinning_smooth if use.skinning else 0.0,
       'symmetry': w.symmetry if use.symmetry else 0.0,
@@ -247,6 +303,7 @@ class StepSettings:
   constraint_batch: int
   symmetry_batch: int
   skinning_jitter_mm: float
+  fold_margin: float
   optimizer: OptimizerSettings
   seed: int
 
@@ -260,6 +317,7 @@ class StepSettings:
                batch_size=int(t.batch_size), constraint_batch=int(t.constraint_batch),
                symmetry_batch=int(t.symmetry_batch),
                skinning_jitter_mm=float(config.loss.skinning_jitter_mm),
+               fold_margin=float(config.loss.fold_margin),
                optimizer=OptimizerSettings.from_config(config), seed=int(config.seed))
 
 
@@ -267,7 +325,8 @@ def _one_step(state: TrainState, data: LearningData, settings: StepSettings):
   key = jax.random.fold_in(jax.random.PRNGKey(settings.seed + 1), state.step)
   (total, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params, data, key, settings.spec, dict(settings.weights), settings.batch_size,
-      settings.constraint_batch, settings.symmetry_batch, settings.skinning_jitter_mm)
+      settings.constraint_batch, settings.symmetry_batch, settings.skinning_jitter_mm,
+      settings.fold_margin)
   state = train_loop.apply_gradients(state, grads, settings.optimizer.optimizer())
   return state, dict(terms, total=total)
 

@@ -63,6 +63,46 @@ def thickness_smoothness(thickness: jnp.ndarray, nearby: jnp.ndarray) -> jnp.nda
   return jnp.mean((thickness - nearby) ** 2)
 
 
+def bone_smoothness(bone: jnp.ndarray, bone_nearby: jnp.ndarray,
+                    jitter: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared change (mm^2) of the bone offset B(c) - c between points and jittered copies.
+
+  Not in the paper. Args: bone (N, 3) mm at points c; bone_nearby (N, 3) mm at c + jitter;
+  jitter (N, 3) mm. The offset (B(c+j) - (c+j)) - (B(c) - c) is -(D N) changing over a few
+  millimetres: asks the bone to lie under the skin the way its neighbours' does.
+  """
+  return jnp.mean(jnp.sum((bone_nearby - bone - jitter) ** 2, axis=-1))
+
+
+def normal_smoothness(normal: jnp.ndarray, normal_nearby: jnp.ndarray) -> jnp.ndarray:
+  """Mean (1 - cos) between the anatomy normals at points and at jittered copies; (N, 3) each.
+
+  Not in the paper: anatomy normals that turn slowly, as a bone surface's do."""
+  return jnp.mean(1.0 - jnp.sum(normal * normal_nearby, axis=-1))
+
+
+def fold(bone_triangles: jnp.ndarray, skin_normal: jnp.ndarray,
+         margin: float = 0.0) -> jnp.ndarray:
+  """Fold penalty on the anatomy surface: hinge on flipped bone triangles (dimensionless).
+
+  Not in the paper. The anatomy surface is the bone points joined by the skin's triangles; a
+  triangle whose normal turns against the skin triangle's is a fold (the count
+  `anatomy_quality.flipped_triangles` reports). Per triangle the signed area ratio
+  r = (n_bone . n_skin) / |n_skin|^2 (bone triangle's area projected on the skin triangle's
+  plane over the skin triangle's area; 1 for a parallel copy, < 0 flipped) is penalised by
+  mean(relu(margin - r)).
+
+  Args:
+    bone_triangles: (F, 3, 3) mm bone points at each triangle's corners.
+    skin_normal: (F, 3) the skin triangles' area normals divided by their squared length
+      (n_skin / |n_skin|^2, per mm^2), precomputed from the neutral.
+    margin: the ratio below which a triangle is penalised (0: only flipped ones).
+  """
+  a, b, c = bone_triangles[:, 0], bone_triangles[:, 1], bone_triangles[:, 2]
+  ratio = jnp.sum(jnp.cross(b - a, c - a) * skin_normal, axis=-1)
+  return jnp.mean(jnp.maximum(margin - ratio, 0.0))
+
+
 def bone_points(bone: jnp.ndarray, bone_target: jnp.ndarray) -> jnp.ndarray:
   """L_A, bone part: mean squared distance (mm^2) to the sparse bone points. (M, 3) each."""
   return jnp.mean(jnp.sum((bone - bone_target) ** 2, axis=-1))

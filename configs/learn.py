@@ -56,6 +56,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Not in the paper: thickness varies slowly (same jittered neighbours as skinning_smooth).
   config.loss.weights.thickness_smooth = 1.0
   config.loss.weights.symmetry = 1e-4
+  # Not in the paper (issue 11): the bone offset B(c) - c (mm^2) and the anatomy normals
+  # (1 - cos) vary slowly (same jittered neighbours as skinning_smooth), and the anatomy surface
+  # does not fold (hinge on flipped bone triangles, losses.fold).
+  config.loss.weights.bone_smooth = 1.0
+  config.loss.weights.normal_smooth = 1.0
+  config.loss.weights.fold = 1.0
   # Not in the paper: a small prior on the expression deltas so that jaw motion is learned by the
   # jaw transforms instead of being copied into E (see losses.expression_small).
   config.loss.weights.expression_small = 1e-2
@@ -69,7 +75,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.use.skinning = True
   config.loss.use.symmetry = True
   config.loss.use.expression_small = True
+  config.loss.use.anatomy_smooth = True  # bone_smooth + normal_smooth (ours).
+  config.loss.use.fold = True  # The fold penalty (ours).
   config.loss.skinning_jitter_mm = 2.0
+  # Bone-to-skin triangle area ratio below which the fold penalty acts (0: flipped only; the
+  # synthetic truth's smallest is 0.10).
+  config.loss.fold_margin = 0.02
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 10_000
@@ -82,7 +93,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.final_lr_fraction = 0.02
   config.train.batch_size = 16384  # Query points per step; 0 = every vertex.
   config.train.constraint_batch = 4096  # 0 = every constraint.
-  config.train.symmetry_batch = 2048  # Points of the batch used by L_Sym and L_K smoothness.
+  # Points of the batch, drawn at random every step, for L_Sym and the smoothness terms (and the
+  # fold penalty's triangles when the batch is not every vertex); 0 = the whole batch.
+  config.train.symmetry_batch = 2048
   config.train.log_every = 100
   config.train.eval_every = 1000
   config.train.checkpoint_every = 1000

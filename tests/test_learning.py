@@ -83,3 +83,44 @@ def test_blocks_of_steps_learn_what_single_steps_learn(actor_and_constraints):
   for a, b in zip(history, block_history):
     assert a['total'] == pytest.approx(b['total'], rel=1e-4)
   assert_trees_close(single, blocked, rtol=1e-3, atol=1e-5)
+
+
+def test_regularisers_read_random_positions_not_the_first_ones():
+  drawn = [np.asarray(learning.regulariser_positions(jax.random.PRNGKey(k), 1000, 100))
+           for k in range(5)]
+  for positions in drawn:
+    assert len(np.unique(positions)) == 100 and positions.max() < 1000
+  seen = np.unique(np.concatenate(drawn))
+  assert seen.max() > 900 and len(seen) > 400  # Spread over the batch, new ones every step.
+  np.testing.assert_array_equal(learning.regulariser_positions(jax.random.PRNGKey(0), 50, 0),
+                                np.arange(50))
+
+
+def test_fold_penalty_sees_a_folded_anatomy_and_every_new_term_has_a_gradient(
+    actor_and_constraints):
+  actor, constraints = actor_and_constraints
+  config = learn_test.get_config()
+  spec = learning.model_spec(config, actor)
+  params = learning.create_state(config, spec, learning.make_optimizer(config)).params
+  data = learning.make_learning_data(actor, constraints)
+  new_terms = {'bone_smooth': 'bone', 'normal_smooth': 'normal', 'fold': 'bone'}
+  for batch in (0, 256):  # Full batch (every triangle) and a minibatch (random triangles).
+    for name, network in new_terms.items():
+      # Margin 2: every triangle of the near-skin initial anatomy (area ratio ~1) is penalised.
+      loss = lambda p, w={name: 1.0}: learning.loss_fn(p, data, jax.random.PRNGKey(1), spec, w,
+                                                       batch, 0, 64, 2.0, 2.0)
+      (total, terms), grads = jax.value_and_grad(loss, has_aux=True)(params)
+      assert np.isfinite(float(total)) and float(total) > 0 and name in terms
+      assert max(np.abs(np.asarray(g)).max()
+                 for g in jax.tree_util.tree_leaves(grads[network])) > 0
+  # An anatomy equal to the skin pushed 10 mm in along z has no fold; with every triangle turned
+  # over (its corners in reverse order) each has area ratio -1, so the mean hinge is 1.
+  skin = np.asarray(actor.neutral)
+  normal = np.asarray(data.fold_normal)
+  copy = (skin - np.array([0.0, 0.0, 10.0]))[np.asarray(actor.faces)]
+  assert float(learning.losses.fold(copy, normal, 0.0)) == 0.0
+  turned_over = copy[:, ::-1]
+  assert float(learning.losses.fold(turned_over, normal, 0.0)) == pytest.approx(1.0, rel=1e-4)
+  config.loss.use.fold = False
+  config.loss.use.anatomy_smooth = False
+  assert all(learning.loss_weights(config)[n] == 0 for n in new_terms)

@@ -1,5 +1,6 @@
 """Each L_Model term on known answers."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -75,3 +76,38 @@ def test_thickness_smoothness_and_expression_small_known_answers():
   assert float(losses.thickness_smoothness(d, d + 2.0)) == pytest.approx(4.0)
   deltas = jnp.zeros((4, 2, 3)).at[:, :, 0].set(3.0).at[:, :, 1].set(4.0)
   assert float(losses.expression_small(deltas)) == pytest.approx(25.0)
+
+
+def test_bone_and_normal_smoothness_known_answers():
+  c = jnp.array([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]])
+  jitter = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+  offset = jnp.array([0.0, 0.0, -12.0])  # B(c) = c + a constant offset: perfectly smooth.
+  assert float(losses.bone_smoothness(c + offset, c + jitter + offset, jitter)) == 0.0
+  # The offset changes by (0, 0, 3) at the first point and not at the second: mean 9 / 2.
+  nearby = c + jitter + offset + jnp.array([[0.0, 0.0, 3.0], [0.0, 0.0, 0.0]])
+  assert float(losses.bone_smoothness(c + offset, nearby, jitter)) == pytest.approx(4.5)
+  n = jnp.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+  assert float(losses.normal_smoothness(n, n)) == pytest.approx(0.0)
+  assert float(losses.normal_smoothness(n, jnp.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))) == (
+      pytest.approx(0.5))
+
+
+def _skin_normal(triangles):
+  a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+  n = np.cross(b - a, c - a)
+  return jnp.asarray(n / np.sum(n ** 2, axis=-1, keepdims=True))
+
+
+def test_fold_is_zero_for_a_shrunken_copy_and_penalises_a_flipped_triangle():
+  skin = np.array([[[0.0, 0.0, 10.0], [4.0, 0.0, 10.0], [0.0, 4.0, 10.0]],
+                   [[4.0, 0.0, 10.0], [4.0, 4.0, 10.0], [0.0, 4.0, 10.0]]])
+  normal = _skin_normal(skin)
+  bone = skin * np.array([0.5, 0.5, 1.0]) - np.array([0.0, 0.0, 8.0])  # Area ratio 1/4.
+  assert float(losses.fold(jnp.asarray(bone), normal)) == 0.0
+  assert float(losses.fold(jnp.asarray(bone), normal, margin=0.5)) == pytest.approx(0.25)
+  flipped = bone.copy()
+  flipped[1] = flipped[1][[0, 2, 1]]  # Second triangle wound the other way: ratio -1/4.
+  assert float(losses.fold(jnp.asarray(flipped), normal)) == pytest.approx(0.125)
+  # The penalty unfolds: its gradient moves the flipped triangle's corners, not the other's.
+  grad = np.asarray(jax.grad(lambda t: losses.fold(t, normal))(jnp.asarray(flipped)))
+  assert np.abs(grad[1]).max() > 0 and np.abs(grad[0]).max() == 0
