@@ -17,6 +17,7 @@ def get_config():
     config.studies[study].num_frames = 4
     config.studies[study].seeds = 1
   config.studies.losses.num_frames = 3
+  config.studies.losses.our_terms = False  # The paper's terms only (tests/test_ablation.py).
   config.studies.hidden.num_frames = 4
   config.studies.hidden.sizes = '16,32'
   return config

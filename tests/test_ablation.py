@@ -26,6 +26,13 @@ def test_variants_share_the_full_model():
   assert {k: sorted(v) for k, v in fits[('full', 0)].items()} == {
       4: ['aim', 'aim_global', 'gbs'], 3: ['aim']}
   assert fits[('relu', 0)] == {4: ['aim']}
+  # Our terms (the full-size config's default) join the losses study, without a paper number.
+  config.studies.losses.our_terms = True
+  runs = studies.variant_overrides(config, ['losses'])
+  assert runs['no_fold'] == {'loss.use.fold': False}
+  assert runs['no_anatomy_smooth'] == {'loss.use.anatomy_smooth': False}
+  ours = [r for r in studies.rows(config, ['losses']) if r.run in studies.OUR_LOSS_SWITCHES]
+  assert [r.paper_mm for r in ours] == [None, None]
 
 
 def test_overrides_and_study_names_are_checked():

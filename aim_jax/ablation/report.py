@@ -27,6 +27,13 @@ from aim_jax.data.actor import Actor
 
 ANATOMY_COLUMNS = (('bone_mm', 'bone mm'), ('thickness_mm', 'thickness mm'),
                    ('normal_deg', 'normals deg'), ('skinning', 'skinning'))
+# Anatomy quality with or without ground truth (`anatomy_quality.field_quality`): key in the
+# learned model's figures, column label, digits.
+QUALITY_COLUMNS = (('thickness_asymmetry_mm', 'thickness asym. mm', 2),
+                   ('bone_asymmetry_mm', 'bone asym. mm', 2),
+                   ('flipped_triangles_percent', 'flipped %', 2),
+                   ('thickness_roughness_mm', 'thickness rough. mm', 3),
+                   ('rhine_depth', 'Rhine depth error mm', 2))
 
 
 @dataclasses.dataclass
@@ -84,6 +91,15 @@ def _anatomy(result: Dict, name: str, subset: str = 'unconstrained') -> Optional
   return None if anatomy is None else anatomy[name][subset]['mean']
 
 
+def _quality(result: Dict, name: str) -> Optional[float]:
+  """One anatomy-quality figure of a job's model: a statistic's mean, the Rhine landmarks' mean
+  absolute depth error; None for results written before them or actors without landmarks."""
+  value = (result.get('anatomy_quality') or {}).get(name)
+  if isinstance(value, dict):
+    return value.get('mean', value.get('mean_abs_error_mm'))
+  return value
+
+
 def _jaw(result: Dict, row: studies_lib.Row) -> Optional[float]:
   jaw = result['fits'][str(row.num_frames)].get('jaw', {}).get(row.method)
   return None if jaw is None else jaw['rotation_deg']['mean']
@@ -97,6 +113,7 @@ def write_csv(path: str, rows: Sequence[RowResult]):
             'learning_steps_per_s']
   for name, _ in ANATOMY_COLUMNS:
     header += [f'{name}_all', f'{name}_unconstrained']
+  header += [name for name, _, _ in QUALITY_COLUMNS]
   out = io.StringIO()
   writer = csv.writer(out)
   writer.writerow(header)
@@ -110,6 +127,7 @@ def write_csv(path: str, rows: Sequence[RowResult]):
               result['num_params'], result['eval_ms'], result['learning_steps_per_s']]
       for name, _ in ANATOMY_COLUMNS:
         line += [_anatomy(result, name, 'all'), _anatomy(result, name)]
+      line += [_quality(result, name) for name, _, _ in QUALITY_COLUMNS]
       writer.writerow(['' if v is None else (f'{v:.6g}' if isinstance(v, float) else v)
                        for v in line])
   files.write_text(path, out.getvalue())
@@ -229,6 +247,7 @@ def _study_table(study: str, rows: Sequence[RowResult]) -> List[str]:
     head += ['eval ms (side by side)', 'parameters']
   if study != 'baselines':
     head += ['recon mm'] + [f'{label} (unconstr.)' for _, label in ANATOMY_COLUMNS]
+    head += [label for _, label, _ in QUALITY_COLUMNS]
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     ratio = r.mean / ref.mean if ref is not None and len(ref.errors) and len(r.errors) else None
@@ -243,6 +262,8 @@ def _study_table(study: str, rows: Sequence[RowResult]) -> List[str]:
       cells += [_fmt(r.mean_of(lambda x: x['reconstruction_mm']['mean']))]
       cells += [_fmt(r.mean_of(lambda x, n=name: _anatomy(x, n)), 2)
                 for name, _ in ANATOMY_COLUMNS]
+      cells += [_fmt(r.mean_of(lambda x, n=name: _quality(x, n)), digits)
+                for name, _, digits in QUALITY_COLUMNS]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return lines
 

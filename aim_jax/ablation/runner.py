@@ -206,6 +206,7 @@ def run_job(job: Job, log: Log = print) -> Dict:
       'learning_steps_per_s': rate,
       'reconstruction_mm': summary['reconstruction_mm'],
       'anatomy': summary.get('anatomy'), 'jaw': summary.get('jaw'),
+      'anatomy_quality': summary.get('anatomy_quality'),
       'num_vertices': actor.num_vertices, 'fits': {},
   }
   previous = _read_result_file(job)

@@ -30,6 +30,9 @@ PAPER_BASELINES_MM = {'gbs': 0.83, 'aim_global': 0.86, 'aim': 0.31}
 # Table 3's terms and the learning-config switch of each.
 LOSS_SWITCHES = {'no_L_A': 'loss.use.anatomy', 'no_L_K': 'loss.use.skinning',
                  'no_L_Sym': 'loss.use.symmetry', 'no_L_D': 'loss.use.thickness'}
+# Our terms of L_Model (not in the paper; issue 11) and their switches: left out one at a time in
+# the same study, with no paper number.
+OUR_LOSS_SWITCHES = {'no_anatomy_smooth': 'loss.use.anatomy_smooth', 'no_fold': 'loss.use.fold'}
 # The order in which the paper's Table 3 ranks the variants, worst first.
 PAPER_LOSSES_ORDER = ('no_L_A', 'no_L_Sym', 'no_L_K', 'no_L_D', FULL)
 
@@ -77,6 +80,13 @@ def hidden_sizes(config: ml_collections.ConfigDict) -> List[int]:
   return _ints(config.studies.hidden.sizes, 'config.studies.hidden.sizes')
 
 
+def loss_switches(config: ml_collections.ConfigDict) -> Dict[str, str]:
+  """The losses study's variants (name -> switch): the paper's, and ours when
+  `config.studies.losses.our_terms`."""
+  ours = OUR_LOSS_SWITCHES if config.studies.losses.get('our_terms', True) else {}
+  return {**LOSS_SWITCHES, **ours}
+
+
 def variant_overrides(config: ml_collections.ConfigDict, studies: Sequence[str]
                       ) -> Dict[str, Dict[str, object]]:
   """The learned variants the studies need: run name -> overrides of the learning config.
@@ -90,7 +100,7 @@ def variant_overrides(config: ml_collections.ConfigDict, studies: Sequence[str]
       if activation != base.model.activation:
         runs[activation] = {'model.activation': activation}
   if 'losses' in studies:
-    for name, key in LOSS_SWITCHES.items():
+    for name, key in loss_switches(config).items():
       runs[name] = {key: False}
   if 'hidden' in studies:
     for size in hidden_sizes(config):
@@ -109,9 +119,10 @@ def rows(config: ml_collections.ConfigDict, studies: Sequence[str]) -> List[Row]
       run = FULL if activation == base.model.activation else activation
       out.append(Row('activation', activation, run, 'aim', s.activation.num_frames, paper))
   if 'losses' in studies:
-    for name in (FULL,) + tuple(LOSS_SWITCHES):
+    for name in (FULL,) + tuple(loss_switches(config)):
       label = 'L_Model' if name == FULL else name
-      out.append(Row('losses', label, name, 'aim', s.losses.num_frames, PAPER_LOSSES_MM[name]))
+      out.append(Row('losses', label, name, 'aim', s.losses.num_frames,
+                     PAPER_LOSSES_MM.get(name)))
   if 'hidden' in studies:
     for size in hidden_sizes(config):
       run = FULL if size == base.model.hidden else f'hidden_{size}'
