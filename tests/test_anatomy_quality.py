@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import trimesh
 from tiny import grid_faces, make_tiny_actor
 
 from aim_jax import anatomy_quality as quality
@@ -134,3 +135,26 @@ def test_ground_truth_of_the_synthetic_actor_looks_plausible(actor):
   assert noisy['thickness_asymmetry_mm']['mean'] > 1.0
   assert noisy['bone_asymmetry_mm']['mean'] > 1.0
   assert noisy['thickness_roughness_vs_truth'] > 1.5
+
+
+def test_bone_mesh_figures_read_the_closest_bone_point():
+  # A flat plate as the skull 10 mm behind the tiny actor's skin (z = 0) and the mandible far
+  # away: every vertex's depth is its height above the plate, straight behind it.
+  actor = make_tiny_actor()
+  lo, hi = actor.neutral.min(0) - 20.0, actor.neutral.max(0) + 20.0
+  plate = trimesh.creation.box(extents=(hi[0] - lo[0], hi[1] - lo[1], 2.0))
+  plate.apply_translation(((hi[0] + lo[0]) / 2, (hi[1] + lo[1]) / 2,
+                           actor.neutral[:, 2].min() - 11.0))
+  plate = plate.subdivide_to_size(5.0)
+  far = trimesh.creation.icosphere(radius=5.0)
+  far.apply_translation((0.0, 0.0, -500.0))
+  mesh = type(actor.skull)
+  plated = dataclasses.replace(actor, skull=mesh(plate.vertices, plate.faces),
+                               mandible=mesh(far.vertices, far.faces))
+  bone, depth = quality.bone_mesh_fields(plated)
+  expected = actor.neutral[:, 2] - (actor.neutral[:, 2].min() - 10.0)
+  np.testing.assert_allclose(depth, expected, atol=1e-6)
+  np.testing.assert_allclose(bone[:, :2], actor.neutral[:, :2], atol=1e-6)
+  figures = quality.anatomy_quality({'bone': bone, 'thickness': depth}, plated)
+  assert figures['bone_meshes']['thickness_asymmetry_mm']['mean'] == pytest.approx(
+      figures['thickness_asymmetry_mm']['mean'])

@@ -138,14 +138,18 @@ def format_summary(summary: Dict) -> str:
 
 
 def format_anatomy_quality(quality: Dict) -> List[str]:
-  """Two lines of `anatomy_quality.anatomy_quality` figures, the truth's beside when known."""
-  truth = quality.get('ground_truth')
+  """Two lines of `anatomy_quality.anatomy_quality` figures, the truth's and the actor's bone
+  meshes' beside (where known)."""
+  beside = [(name, quality[key]) for name, key in (('truth', 'ground_truth'),
+                                                   ('bone meshes', 'bone_meshes'))
+            if key in quality]
 
   def figure(key, fmt, unit, fields=None):
     def text(figures):
       values = [figures[key]] if fields is None else [figures[key][f] for f in fields]
       return ' / '.join(format(v, fmt) for v in values)
-    return text(quality) + unit + ('' if truth is None else f' (truth {text(truth)})')
+    others = '; '.join(f'{name} {text(figures)}' for name, figures in beside)
+    return text(quality) + unit + (f' ({others})' if others else '')
 
   lines = ['anatomy quality: left-right asymmetry mean / p95: thickness '
            f'{figure("thickness_asymmetry_mm", ".2f", " mm", ("mean", "p95"))}, bone points '
@@ -157,4 +161,7 @@ def format_anatomy_quality(quality: Dict) -> List[str]:
     rhine = quality['rhine_depth']
     lines[-1] += (f', Rhine tissue depths {rhine["mean_abs_error_mm"]:.2f} mm mean error '
                   f'at {rhine["count"]} landmarks')
+    meshes = quality.get('bone_meshes', {}).get('rhine_depth')
+    if meshes is not None:
+      lines[-1] += f' (bone meshes {meshes["mean_abs_error_mm"]:.2f} mm)'
   return lines
