@@ -1,4 +1,5 @@
-r"""Compares the learned anatomy of models of one actor side by side (aim_jax/runs/compare_anatomy.py).
+r"""Compares the learned anatomy of models of one actor side by side
+(aim_jax/runs/compare_anatomy.py).
 
   python experiments/compare_anatomy.py --model_dirs=runs/ict0_old,runs/ict0 \
       --labels=before,after --workdir=runs/ict0_anatomy

@@ -107,8 +107,8 @@ def test_fold_penalty_sees_a_folded_anatomy_and_every_new_term_has_a_gradient(
   for batch in (0, 256):  # Full batch (every triangle) and a minibatch (random triangles).
     for name, network in new_terms.items():
       # Margin 2: every triangle of the near-skin initial anatomy (area ratio ~1) is penalised.
-      loss = lambda p, w={name: 1.0}: learning.loss_fn(p, data, jax.random.PRNGKey(1), spec, w,
-                                                       batch, 0, 64, 2.0, 2.0)
+      loss = lambda p, w={name: 1.0}, b=batch: learning.loss_fn(
+          p, data, jax.random.PRNGKey(1), spec, w, b, 0, 64, 2.0, 2.0)
       (total, terms), grads = jax.value_and_grad(loss, has_aux=True)(params)
       assert np.isfinite(float(total)) and float(total) > 0 and name in terms
       assert max(np.abs(np.asarray(g)).max()

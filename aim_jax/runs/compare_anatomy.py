@@ -81,8 +81,8 @@ def comparison_table(figures: Dict[str, Dict]) -> List[str]:
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for label, f in figures.items():
     rhine = f.get('rhine_depth')
-    cells = [label,
-             f'{f["thickness_asymmetry_mm"]["mean"]:.2f} / {f["thickness_asymmetry_mm"]["p95"]:.2f}',
+    asymmetry = f['thickness_asymmetry_mm']
+    cells = [label, f'{asymmetry["mean"]:.2f} / {asymmetry["p95"]:.2f}',
              f'{_mean(f["bone_asymmetry_mm"]):.2f}', f'{f["flipped_triangles_percent"]:.3f}',
              f'{f["thickness_roughness_mm"]:.3f}',
              '-' if rhine is None else f'{rhine["mean_abs_error_mm"]:.2f}']
