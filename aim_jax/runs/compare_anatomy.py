@@ -33,13 +33,14 @@ def thickness_asymmetry_map(thickness: np.ndarray, actor: Actor) -> np.ndarray:
 
 def reference_fields(actor: Actor) -> Dict:
   """The row the models are read against: 'label', 'bone' (V, 3) mm, 'thickness' (V,) mm and
-  'normal' (V, 3) or None: the ground truth when known, else the actor's bone meshes."""
+  'normal' (V, 3) or None: the ground truth when known, else the actor's bone meshes by closest
+  point (`anatomy_quality.bone_mesh_fields`)."""
   gt = actor.ground_truth
   if gt is not None:
     return {'label': 'ground truth', 'bone': gt.bone_point, 'thickness': gt.thickness,
             'normal': gt.bone_normal}
   bone, depth = quality_lib.bone_mesh_fields(actor)
-  return {'label': 'bone meshes (closest point)', 'bone': bone, 'thickness': depth,
+  return {'label': 'bone meshes', 'bone': bone, 'thickness': depth,
           'normal': None}
 
 
