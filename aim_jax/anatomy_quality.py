@@ -190,34 +190,6 @@ def field_quality(bone: np.ndarray, thickness: np.ndarray, actor: Actor) -> Dict
   return figures
 
 
-def bone_mesh_fields(actor: Actor) -> Tuple[np.ndarray, np.ndarray]:
-  """The anatomy the actor's own bone meshes give by closest point, for comparison.
-
-  For ICT actors these are the fitted template bones: the dense tissue depth they imply is the
-  smooth map the learned thickness should keep between the constraints (its asymmetry is the
-  template fit's own, a floor for the learned one).
-
-  Args:
-    actor: its neutral (V, 3) mm and its skull and mandible meshes in the neutral pose.
-  Returns:
-    bone (V, 3) mm: the closest point on the skull or the mandible to each neutral vertex;
-    depth (V,) mm: the signed distance to it (negative where the vertex lies inside the bone).
-  """
-  best_point = best_depth = None
-  for mesh in (actor.skull, actor.mandible):
-    faces = depths_lib.outward_faces(mesh.vertices, mesh.faces)
-    point, distance, _, signed = depths_lib.BoneSurface(mesh.vertices, faces).closest(
-        actor.neutral)
-    if best_point is None:
-      best_point, best_depth, best_distance = point, signed, distance
-    else:
-      nearer = distance < best_distance
-      best_point = np.where(nearer[:, None], point, best_point)
-      best_depth = np.where(nearer, signed, best_depth)
-      best_distance = np.minimum(distance, best_distance)
-  return best_point, best_depth
-
-
 def anatomy_quality(fields: Mapping[str, np.ndarray], actor: Actor) -> Dict:
   """Anatomy-quality figures of a learned model, and of the actor's ground truth when known.
 
@@ -227,13 +199,13 @@ def anatomy_quality(fields: Mapping[str, np.ndarray], actor: Actor) -> Dict:
     actor: the actor the model was learned on.
   Returns:
     `field_quality` of the learned fields; 'bone_meshes': the same figures of the actor's bone
-    meshes by closest point (`bone_mesh_fields`; for ICT actors the fitted template bones);
-    with ground truth also 'ground_truth' (the same figures of the true anatomy) and
+    meshes by closest point (`depths.closest_bone_fields`; for ICT actors the fitted template
+    bones); with ground truth also 'ground_truth' (the same figures of the true anatomy) and
     'thickness_roughness_vs_truth' (learned roughness / true roughness; 1 = as smooth as the
     truth).
   """
   figures = field_quality(np.asarray(fields['bone']), np.asarray(fields['thickness']), actor)
-  figures['bone_meshes'] = field_quality(*bone_mesh_fields(actor), actor)
+  figures['bone_meshes'] = field_quality(*depths_lib.closest_bone_fields(actor), actor)
   gt = actor.ground_truth
   if gt is not None:
     truth = field_quality(gt.bone_point, gt.thickness, actor)

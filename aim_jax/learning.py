@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from aim_jax import geometry, losses, train_loop
+from aim_jax.anatomy import depths as depths_lib
 from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
@@ -55,7 +56,9 @@ class LearningData:
   jaw_probe: (P, 3) mandible points and jaw_target: (S, P, 3) where the user's per-shape jaws
   move them (None when the actor has no `shape_jaws`); fold_faces: (F, 3) int the skin's
   triangles and fold_normal: (F, 3) their area normals over their squared length (per mm^2),
-  which the fold penalty reads (`losses.fold`).
+  which the fold penalty reads (`losses.fold`); prior_depth: (V,) mm the closest-point depth of
+  the actor's bone meshes and prior_mask: (V,) bool where it is used (trusted, bone behind the
+  skin within `DEPTH_PRIOR_MAX_MM`), for the depth prior (None unless asked for).
   """
   template: jnp.ndarray
   shapes: jnp.ndarray
@@ -67,6 +70,8 @@ class LearningData:
   fold_normal: jnp.ndarray
   jaw_probe: Optional[jnp.ndarray] = None
   jaw_target: Optional[jnp.ndarray] = None
+  prior_depth: Optional[jnp.ndarray] = None
+  prior_mask: Optional[jnp.ndarray] = None
 
 
 JAW_PROBES = 256  # Mandible vertices the jaw prior is measured on.
@@ -93,7 +98,21 @@ def skin_fold_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
       np.float32)
 
 
-def make_learning_data(actor: Actor, constraints: SparseConstraints) -> LearningData:
+# Closest-point depths beyond this (mm) are not used by the depth prior: no bone under the skin.
+DEPTH_PRIOR_MAX_MM = 40.0
+
+
+def depth_prior_targets(actor: Actor) -> Tuple[np.ndarray, np.ndarray]:
+  """(V,) mm closest-point tissue depth of the actor's bone meshes, (V,) bool where the depth
+  prior uses it: trusted vertices (A.1) with bone behind the skin, at most DEPTH_PRIOR_MAX_MM."""
+  _, depth = depths_lib.closest_bone_fields(actor)
+  mask = np.asarray(actor.trusted, bool) & (depth > 0.0) & (depth <= DEPTH_PRIOR_MAX_MM)
+  return np.where(mask, depth, 0.0).astype(np.float32), mask
+
+
+def make_learning_data(actor: Actor, constraints: SparseConstraints,
+                       depth_prior: bool = False) -> LearningData:
+  """The arrays learning reads; `depth_prior`: also the depth prior's (`depth_prior_targets`)."""
   if constraints.count == 0:
     raise ValueError(f'{actor.source or actor.name}: no sparse anatomical constraint was found '
                      '(check the bones lie under the skin and the trusted mask)')
@@ -105,7 +124,9 @@ def make_learning_data(actor: Actor, constraints: SparseConstraints) -> Learning
       fold_faces=jnp.asarray(actor.faces, jnp.int32),
       fold_normal=jnp.asarray(skin_fold_normals(actor.neutral, actor.faces)),
       **{k: None if v is None else jnp.asarray(v)
-         for k, v in zip(('jaw_probe', 'jaw_target'), jaw_prior_targets(actor))})
+         for k, v in zip(('jaw_probe', 'jaw_target'), jaw_prior_targets(actor))},
+      **({k: jnp.asarray(v) for k, v in zip(('prior_depth', 'prior_mask'),
+                                             depth_prior_targets(actor))} if depth_prior else {}))
 
 
 def model_spec(config: ml_collections.ConfigDict, actor: Actor) -> aim.AIMSpec:
@@ -171,11 +192,12 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   """L_Model on one batch. Returns (total, dict of the unweighted terms).
 
   `weights` maps each term ('reconstruction', 'anatomy', 'anatomy_normal', 'thickness',
-  'thickness_small', 'thickness_smooth', 'bone_smooth', 'normal_smooth', 'fold', 'skinning',
-  'skinning_smooth', 'symmetry', 'expression_small', 'jaw_prior') to its weight. A term is
-  computed only when its weight (or, for the constraint group 'anatomy', 'anatomy_normal',
-  'thickness', 'skinning', the weight of any term of the group, which share one network
-  evaluation) is non-zero; 'jaw_prior' also needs per-shape jaws in `data`.
+  'thickness_small', 'thickness_smooth', 'bone_smooth', 'normal_smooth', 'fold', 'depth_prior',
+  'skinning', 'skinning_smooth', 'symmetry', 'expression_small', 'jaw_prior') to its weight. A
+  term is computed only when its weight (or, for the constraint group 'anatomy',
+  'anatomy_normal', 'thickness', 'skinning', the weight of any term of the group, which share
+  one network evaluation) is non-zero; 'jaw_prior' also needs per-shape jaws in `data`,
+  'depth_prior' the prior's depths.
 
   Batches: `batch_size` vertices (0 or >= V: every vertex) for the reconstruction and the
   small-thickness prior; `constraint_batch` constraints; and the regularisers (L_Sym and the
@@ -219,6 +241,9 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   if uses('thickness_small'):
     terms['thickness_small'] = losses.thickness_small(fields['thickness'],
                                                       data.unconstrained[index])
+  if uses('depth_prior') and data.prior_depth is not None:
+    terms['depth_prior'] = losses.depth_prior(fields['thickness'], data.prior_depth[index],
+                                              data.prior_mask[index])
 
   # The regularisers' points: a random subset of the batch, drawn anew every step.
   position = regulariser_positions(k_sub, index.shape[0], symmetry_batch)
@@ -276,6 +301,8 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
       'bone_smooth': w.bone_smooth if use.anatomy_smooth else 0.0,
       'normal_smooth': w.normal_smooth if use.anatomy_smooth else 0.0,
       'fold': w.fold if use.fold else 0.0,
+      # Ours, not in the paper: toward the bone meshes' closest-point depth where trusted.
+      'depth_prior': w.get('depth_prior', 0.0),
       'skinning': w.skinning if use.skinning else 0.0,
       'skinning_smooth': w.skinning_smooth if use.skinning else 0.0,
       'symmetry': w.symmetry if use.symmetry else 0.0,
@@ -377,7 +404,8 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
   spec = model_spec(config, actor)
   settings = StepSettings.from_config(config, spec)
   options = train_loop.loop_options(t)
-  data = make_learning_data(actor, constraints)
+  data = make_learning_data(actor, constraints,
+                            depth_prior=dict(settings.weights).get('depth_prior', 0.0) > 0)
   state = create_state(config, spec, settings.optimizer.optimizer())
 
   def on_log(step, state, record):

@@ -103,6 +103,17 @@ def fold(bone_triangles: jnp.ndarray, skin_normal: jnp.ndarray,
   return jnp.mean(jnp.maximum(margin - ratio, 0.0))
 
 
+def depth_prior(thickness: jnp.ndarray, prior: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  """Masked mean squared difference (mm^2) of the thickness to a prior depth.
+
+  Not in the paper: a weak pull toward the tissue depth the actor's fitted bone meshes give by
+  closest point, where the fit is trusted. Args: thickness, prior (N,) mm; mask (N,) 1 where the
+  prior applies. 0 when the mask is empty.
+  """
+  mask = mask.astype(thickness.dtype)
+  return jnp.sum((thickness - prior) ** 2 * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
 def bone_points(bone: jnp.ndarray, bone_target: jnp.ndarray) -> jnp.ndarray:
   """L_A, bone part: mean squared distance (mm^2) to the sparse bone points. (M, 3) each."""
   return jnp.mean(jnp.sum((bone - bone_target) ** 2, axis=-1))

@@ -9,6 +9,7 @@ import trimesh
 from tiny import grid_faces, make_tiny_actor
 
 from aim_jax import anatomy_quality as quality
+from aim_jax.anatomy import depths
 
 
 def _flat_strip(cols: int = 6):
@@ -151,7 +152,7 @@ def test_bone_mesh_figures_read_the_closest_bone_point():
   mesh = type(actor.skull)
   plated = dataclasses.replace(actor, skull=mesh(plate.vertices, plate.faces),
                                mandible=mesh(far.vertices, far.faces))
-  bone, depth = quality.bone_mesh_fields(plated)
+  bone, depth = depths.closest_bone_fields(plated)
   expected = actor.neutral[:, 2] - (actor.neutral[:, 2].min() - 10.0)
   np.testing.assert_allclose(depth, expected, atol=1e-6)
   np.testing.assert_allclose(bone[:, :2], actor.neutral[:, :2], atol=1e-6)

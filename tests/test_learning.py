@@ -102,8 +102,13 @@ def test_fold_penalty_sees_a_folded_anatomy_and_every_new_term_has_a_gradient(
   config = learn_test.get_config()
   spec = learning.model_spec(config, actor)
   params = learning.create_state(config, spec, learning.make_optimizer(config)).params
-  data = learning.make_learning_data(actor, constraints)
-  new_terms = {'bone_smooth': 'bone', 'normal_smooth': 'normal', 'fold': 'bone'}
+  new_terms = {'bone_smooth': 'bone', 'normal_smooth': 'normal', 'fold': 'bone',
+               'depth_prior': 'thickness'}
+  assert learning.make_learning_data(actor, constraints).prior_depth is None
+  data = learning.make_learning_data(actor, constraints, depth_prior=True)
+  # The synthetic bone meshes lie behind the skin: the prior covers most of the face.
+  assert np.asarray(data.prior_mask).mean() > 0.5
+  assert np.all(np.asarray(data.prior_depth)[np.asarray(data.prior_mask)] > 0)
   for batch in (0, 256):  # Full batch (every triangle) and a minibatch (random triangles).
     for name, network in new_terms.items():
       # Margin 2: every triangle of the near-skin initial anatomy (area ratio ~1) is penalised.
@@ -123,4 +128,4 @@ def test_fold_penalty_sees_a_folded_anatomy_and_every_new_term_has_a_gradient(
   assert float(learning.losses.fold(turned_over, normal, 0.0)) == pytest.approx(1.0, rel=1e-4)
   config.loss.use.fold = False
   config.loss.use.anatomy_smooth = False
-  assert all(learning.loss_weights(config)[n] == 0 for n in new_terms)
+  assert all(learning.loss_weights(config)[n] == 0 for n in new_terms)  # depth_prior: off.

@@ -111,3 +111,11 @@ def test_fold_is_zero_for_a_shrunken_copy_and_penalises_a_flipped_triangle():
   # The penalty unfolds: its gradient moves the flipped triangle's corners, not the other's.
   grad = np.asarray(jax.grad(lambda t: losses.fold(t, normal))(jnp.asarray(flipped)))
   assert np.abs(grad[1]).max() > 0 and np.abs(grad[0]).max() == 0
+
+
+def test_depth_prior_is_the_masked_mean_squared_difference():
+  thickness = jnp.array([5.0, 7.0, 9.0, 100.0])
+  prior = jnp.array([5.0, 5.0, 6.0, 0.0])
+  mask = jnp.array([True, True, True, False])  # The last vertex has no trusted bone.
+  assert float(losses.depth_prior(thickness, prior, mask)) == pytest.approx((0 + 4 + 9) / 3)
+  assert float(losses.depth_prior(thickness, prior, jnp.zeros(4, bool))) == 0.0

@@ -14,7 +14,7 @@ bone vertices. Millimetres throughout. numpy / scipy / trimesh only.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import trimesh
@@ -161,6 +161,35 @@ def closest_depths(bone, points: np.ndarray, max_distance_mm: float = 60.0) -> n
     bone = BoneSurface(bone.vertices, bone.faces)
   _, distance, _, signed = bone.closest(points)
   return np.where(distance <= max_distance_mm, signed, np.nan)
+
+
+def closest_bone_fields(actor) -> Tuple[np.ndarray, np.ndarray]:
+  """The anatomy the actor's own bone meshes give by closest point (anatomy quality, the depth
+  prior of learning).
+
+  For ICT actors these are the fitted template bones: the dense tissue depth they imply is the
+  smooth map the learned thickness should keep between the constraints (its asymmetry is the
+  template fit's own, a floor for the learned one).
+
+  Args:
+    actor: an `Actor`; its neutral (V, 3) mm and its skull and mandible meshes in the neutral pose.
+  Returns:
+    bone (V, 3) mm: the closest point on the skull or the mandible to each neutral vertex;
+    depth (V,) mm: the signed distance to it (negative where the vertex lies inside the bone).
+  """
+  best_point = best_depth = None
+  for mesh in (actor.skull, actor.mandible):
+    faces = outward_faces(mesh.vertices, mesh.faces)
+    point, distance, _, signed = BoneSurface(mesh.vertices, faces).closest(
+        actor.neutral)
+    if best_point is None:
+      best_point, best_depth, best_distance = point, signed, distance
+    else:
+      nearer = distance < best_distance
+      best_point = np.where(nearer[:, None], point, best_point)
+      best_depth = np.where(nearer, signed, best_depth)
+      best_distance = np.minimum(distance, best_distance)
+  return best_point, best_depth
 
 
 # ---------------------------------------------------------------------------------------------

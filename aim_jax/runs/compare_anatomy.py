@@ -19,6 +19,7 @@ from aim_jax import anatomy_quality as quality_lib
 from aim_jax import files, viz
 from aim_jax import model_dir as model_dir_lib
 from aim_jax import workdir as workdir_lib
+from aim_jax.anatomy import depths as depths_lib
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
 
@@ -34,12 +35,12 @@ def thickness_asymmetry_map(thickness: np.ndarray, actor: Actor) -> np.ndarray:
 def reference_fields(actor: Actor) -> Dict:
   """The row the models are read against: 'label', 'bone' (V, 3) mm, 'thickness' (V,) mm and
   'normal' (V, 3) or None: the ground truth when known, else the actor's bone meshes by closest
-  point (`anatomy_quality.bone_mesh_fields`)."""
+  point (`depths.closest_bone_fields`)."""
   gt = actor.ground_truth
   if gt is not None:
     return {'label': 'ground truth', 'bone': gt.bone_point, 'thickness': gt.thickness,
             'normal': gt.bone_normal}
-  bone, depth = quality_lib.bone_mesh_fields(actor)
+  bone, depth = depths_lib.closest_bone_fields(actor)
   return {'label': 'bone meshes', 'bone': bone, 'thickness': depth,
           'normal': None}
 
