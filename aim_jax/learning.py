@@ -261,7 +261,8 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
       terms['thickness_smooth'] = losses.thickness_smoothness(own['thickness'],
                                                               nearby['thickness'])
     if uses('bone_smooth'):
-      terms['bone_smooth'] = losses.bone_smoothness(own['bone'], nearby['bone'], jitter)
+      behind = aim.anatomy(params, data.template[sub] - jitter, spec, ('bone',))['bone']
+      terms['bone_smooth'] = losses.bone_smoothness(own['bone'], nearby['bone'], behind)
     if uses('normal_smooth'):
       terms['normal_smooth'] = losses.normal_smoothness(own['normal'], nearby['normal'])
   if uses('symmetry'):

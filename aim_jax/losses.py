@@ -63,15 +63,18 @@ def thickness_smoothness(thickness: jnp.ndarray, nearby: jnp.ndarray) -> jnp.nda
   return jnp.mean((thickness - nearby) ** 2)
 
 
-def bone_smoothness(bone: jnp.ndarray, bone_nearby: jnp.ndarray,
-                    jitter: jnp.ndarray) -> jnp.ndarray:
-  """Mean squared change (mm^2) of the bone offset B(c) - c between points and jittered copies.
+def bone_smoothness(bone: jnp.ndarray, bone_ahead: jnp.ndarray,
+                    bone_behind: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared second difference (mm^2) of the bone map c -> B(c) along random directions.
 
-  Not in the paper. Args: bone (N, 3) mm at points c; bone_nearby (N, 3) mm at c + jitter;
-  jitter (N, 3) mm. The offset (B(c+j) - (c+j)) - (B(c) - c) is -(D N) changing over a few
-  millimetres: asks the bone to lie under the skin the way its neighbours' does.
+  Not in the paper. Args: bone (N, 3) mm at points c; bone_ahead, bone_behind (N, 3) mm at
+  c + j and c - j for a jitter j of a few mm. |B(c+j) + B(c-j) - 2 B(c)|^2 is zero for any
+  affine map (a bone that is locally plane-like under the skin, whatever the skin's shape does)
+  and grows with the bone surface's bends and folds: a thin-plate prior on the bone alone. (On
+  the synthetic actor the true bone's umbrella Laplacian is 4x smaller than the skin's; the
+  offset B(c) - c, which follows the skin's detail, is not smooth in this sense.)
   """
-  return jnp.mean(jnp.sum((bone_nearby - bone - jitter) ** 2, axis=-1))
+  return jnp.mean(jnp.sum((bone_ahead + bone_behind - 2.0 * bone) ** 2, axis=-1))
 
 
 def normal_smoothness(normal: jnp.ndarray, normal_nearby: jnp.ndarray) -> jnp.ndarray:

@@ -56,7 +56,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Not in the paper: thickness varies slowly (same jittered neighbours as skinning_smooth).
   config.loss.weights.thickness_smooth = 1.0
   config.loss.weights.symmetry = 1e-4
-  # Not in the paper (issue 11): the bone offset B(c) - c (mm^2) and the anatomy normals
+  # Not in the paper (issue 11): the bone map c -> B(c) bends slowly (second difference, mm^2),
+  # the anatomy normals
   # (1 - cos) vary slowly (same jittered neighbours as skinning_smooth), and the anatomy surface
   # does not fold (hinge on flipped bone triangles, losses.fold). bone_smooth 1.0 cost the demo
   # 0.053 mm of reconstruction for the same anatomy as 0.3 (0.047 mm); README, 'Anatomy'.

@@ -80,12 +80,16 @@ def test_thickness_smoothness_and_expression_small_known_answers():
 
 def test_bone_and_normal_smoothness_known_answers():
   c = jnp.array([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]])
-  jitter = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
-  offset = jnp.array([0.0, 0.0, -12.0])  # B(c) = c + a constant offset: perfectly smooth.
-  assert float(losses.bone_smoothness(c + offset, c + jitter + offset, jitter)) == 0.0
-  # The offset changes by (0, 0, 3) at the first point and not at the second: mean 9 / 2.
-  nearby = c + jitter + offset + jnp.array([[0.0, 0.0, 3.0], [0.0, 0.0, 0.0]])
-  assert float(losses.bone_smoothness(c + offset, nearby, jitter)) == pytest.approx(4.5)
+  j = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+  affine = lambda x: x @ jnp.array([[0.5, 0.0, 0.1], [0.0, 0.6, 0.0], [0.0, 0.2, 0.7]]) - 12.0
+  # Any affine bone map (flat, sheared, shrunk bone) has no second difference.
+  assert float(losses.bone_smoothness(affine(c), affine(c + j), affine(c - j))) == (
+      pytest.approx(0.0, abs=1e-10))
+  # A bent bone, B(c) = c + (0, 0, x^2 / 4): second difference (0, 0, 2 jx^2 / 4) = (0, 0, 0.5)
+  # at the first point (jx = 1) and 0 at the second: mean 0.25 / 2.
+  bent = lambda x: x + jnp.stack([0 * x[:, 0], 0 * x[:, 0], x[:, 0] ** 2 / 4], -1)
+  assert float(losses.bone_smoothness(bent(c), bent(c + j), bent(c - j))) == (
+      pytest.approx(0.125))
   n = jnp.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
   assert float(losses.normal_smoothness(n, n)) == pytest.approx(0.0)
   assert float(losses.normal_smoothness(n, jnp.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))) == (
