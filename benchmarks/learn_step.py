@@ -42,6 +42,12 @@ def _config(hidden, depth, layout='loop', sine='poly'):
   config.train.batch_size = 0
   config.train.constraint_batch = 0
   config.train.symmetry_batch = 1024
+  # The PyTorch reference mirrors the step as it was before issue 11: without the bone / normal
+  # smoothness and the fold penalty, and with the regularisers on the first symmetry_batch
+  # points. Both off here so that the two steps compute the same terms (issue 14 brings the
+  # reference up to date).
+  config.loss.use.anatomy_smooth = False
+  config.loss.use.fold = False
   return config
 
 
