@@ -41,6 +41,16 @@ def mirror_vertices(symmetry: np.ndarray, region: Optional[np.ndarray] = None) -
   return np.flatnonzero(keep)
 
 
+def scalar_asymmetry_map(values: np.ndarray, symmetry: np.ndarray,
+                         region: Optional[np.ndarray] = None) -> np.ndarray:
+  """(V,) |f(i) - f(partner(i))| at `mirror_vertices`, 0 elsewhere (the field's unit)."""
+  values = np.asarray(values, np.float64)
+  index = mirror_vertices(symmetry, region)
+  out = np.zeros(len(values))
+  out[index] = np.abs(values[index] - values[np.asarray(symmetry)[index]])
+  return out
+
+
 def scalar_asymmetry(values: np.ndarray, symmetry: np.ndarray,
                      region: Optional[np.ndarray] = None) -> Dict[str, float]:
   """Left-right asymmetry of a scalar field: |f(i) - f(partner(i))| over `mirror_vertices`.
@@ -52,9 +62,8 @@ def scalar_asymmetry(values: np.ndarray, symmetry: np.ndarray,
   Returns:
     `eval.stats` of the differences ('mean', 'median', 'p95' in the field's unit, 'count').
   """
-  values = np.asarray(values, np.float64)
   index = mirror_vertices(symmetry, region)
-  return stats(np.abs(values[index] - values[np.asarray(symmetry)[index]]))
+  return stats(scalar_asymmetry_map(values, symmetry, region)[index])
 
 
 def point_asymmetry(points: np.ndarray, symmetry: np.ndarray, plane: np.ndarray,

@@ -303,7 +303,7 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
       'normal_smooth': w.normal_smooth if use.anatomy_smooth else 0.0,
       'fold': w.fold if use.fold else 0.0,
       # Ours, not in the paper: toward the bone meshes' closest-point depth where trusted.
-      'depth_prior': w.get('depth_prior', 0.0),
+      'depth_prior': w.depth_prior,
       'skinning': w.skinning if use.skinning else 0.0,
       'skinning_smooth': w.skinning_smooth if use.skinning else 0.0,
       'symmetry': w.symmetry if use.symmetry else 0.0,
@@ -406,7 +406,7 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
   settings = StepSettings.from_config(config, spec)
   options = train_loop.loop_options(t)
   data = make_learning_data(actor, constraints,
-                            depth_prior=dict(settings.weights).get('depth_prior', 0.0) > 0)
+                            depth_prior=dict(settings.weights)['depth_prior'] > 0)
   state = create_state(config, spec, settings.optimizer.optimizer())
 
   def on_log(step, state, record):

@@ -24,14 +24,6 @@ from aim_jax.data.actor import Actor
 from aim_jax.models import aim
 
 
-def thickness_asymmetry_map(thickness: np.ndarray, actor: Actor) -> np.ndarray:
-  """(V,) mm |D(i) - D(partner(i))| per vertex; 0 where a vertex has no mirror partner."""
-  index = quality_lib.mirror_vertices(actor.symmetry)
-  out = np.zeros(actor.num_vertices)
-  out[index] = np.abs(thickness[index] - thickness[np.asarray(actor.symmetry)[index]])
-  return out
-
-
 def reference_fields(actor: Actor) -> Dict:
   """The row the models are read against: 'label', 'bone' (V, 3) mm, 'thickness' (V,) mm and
   'normal' (V, 3) or None: the ground truth when known, else the actor's bone meshes by closest
@@ -50,7 +42,7 @@ def render_comparison(path: str, actor: Actor, rows: Sequence[Dict], title: str)
   thickness on the skin, the anatomy surface coloured by thickness (front and side), the
   thickness asymmetry |D(i) - D(mirror i)|, and the anatomy normals."""
   top = max(float(np.percentile(r['thickness'], 99)) for r in rows)
-  asym = [thickness_asymmetry_map(r['thickness'], actor) for r in rows]
+  asym = [quality_lib.scalar_asymmetry_map(r['thickness'], actor.symmetry) for r in rows]
   asym_top = max(1.0, max(float(np.percentile(a, 99)) for a in asym))
   faces = actor.faces
   panels = []
@@ -119,9 +111,7 @@ def run_comparison(model_dirs: Sequence[str], labels: Sequence[str], workdir: st
       fields = {k: np.asarray(v) for k, v in fields.items()}
       rows.append({'label': label, 'bone': fields['bone'], 'thickness': fields['thickness'],
                    'normal': fields['normal']})
-      figures[label] = quality_lib.anatomy_quality(fields, actor)
-      figures[label].pop('ground_truth', None)
-      figures[label].pop('bone_meshes', None)
+      figures[label] = quality_lib.field_quality(fields['bone'], fields['thickness'], actor)
       log(f'{label}: thickness asymmetry {figures[label]["thickness_asymmetry_mm"]["mean"]:.2f}'
           f' mm, flipped {figures[label]["flipped_triangles_percent"]:.3f} %')
     reference = reference_fields(actor)

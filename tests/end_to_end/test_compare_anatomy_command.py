@@ -23,13 +23,13 @@ def models(tmp_path_factory):
 
 def test_a_symmetric_thickness_has_no_asymmetry_map(tiny_actor):
   x = tiny_actor.neutral[:, 0]
-  assert compare_anatomy.thickness_asymmetry_map(5.0 + np.cos(x), tiny_actor).max() == (
+  assert anatomy_quality.scalar_asymmetry_map(5.0 + np.cos(x), tiny_actor.symmetry).max() == (
       pytest.approx(0.0))
   left = np.where(x > 0, 4.0, 1.0)
   paired = np.asarray(tiny_actor.symmetry) >= 0
   off_plane = paired & (np.abs(x) > 1e-9)
   np.testing.assert_allclose(
-      compare_anatomy.thickness_asymmetry_map(left, tiny_actor)[off_plane], 3.0)
+      anatomy_quality.scalar_asymmetry_map(left, tiny_actor.symmetry)[off_plane], 3.0)
 
 
 def test_comparison_writes_the_learning_summary_figures(tmp_path, models):
