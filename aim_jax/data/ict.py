@@ -287,23 +287,34 @@ _CORRECTIVES = (('mouthClose', 'jawOpen'),)
 
 
 def performance_weights(model: IctModel, num_frames: int, seed: int, activity: float = 0.3,
-                        max_weight: float = 1.0) -> np.ndarray:
+                        max_weight: float = 1.0, jaw_max_weight: float = 0.0) -> np.ndarray:
   """(T, 53) smooth seeded expression weights in [0, max_weight] mixing every ICT expression.
 
   Each expression follows a smooth random curve (`synthetic_performance.smooth_curves`, periods
   80-240 frames: at most ~0.2 weight and ~5 mm of eyelid travel per frame) shifted down so it is
-  active (> 0) about `activity` of the time and eased with a smoothstep; jawOpen is active twice
-  as often. Correctives (mouthClose) never exceed their base expression's weight (jawOpen), as
-  the model expects.
+  active (> 0) about `activity` of the time and eased with a smoothstep. Correctives
+  (mouthClose) never exceed their base expression's weight (jawOpen), as the model expects.
+
+  The jaw: with `jaw_max_weight` 0, jawOpen is one more curve, active twice as often as the
+  others. With `jaw_max_weight` > 0 it is a separate track, as in speech and acting: its own
+  smooth curve (periods 20-80 frames) mapped to [0, jaw_max_weight] and open about 3/4 of the
+  time (jawOpen 1.0 opens ICT jaws about 25 deg, so 0.75 reaches ~19 deg, ~10 deg on average).
+  Sparse activations, a few expressions at a time, come from a low `activity` (0.1: ~5 of 53).
   """
   names = model.expression_names[:NUM_EXPRESSIONS]
   rng = np.random.default_rng(seed)
   curves = synthetic_performance.smooth_curves(rng, num_frames, len(names), min_period=80.0,
                                                max_period=240.0)
   active = np.full(len(names), float(activity))
-  active[names.index('jawOpen')] = min(1.0, 2.0 * activity)
+  jaw = names.index('jawOpen')
+  active[jaw] = min(1.0, 2.0 * activity)
   level = np.clip((curves + 2.0 * active - 1.0) / (2.0 * active), 0.0, 1.0)
   weights = max_weight * synthetic_head.smoothstep(level)
+  if jaw_max_weight > 0:
+    track = synthetic_performance.smooth_curves(rng, num_frames, 1, min_period=20.0,
+                                                max_period=80.0)[:, 0]
+    weights[:, jaw] = jaw_max_weight * synthetic_head.smoothstep(np.clip((track + 1.0) / 2.0,
+                                                                         0.0, 1.0))
   for corrective, base in _CORRECTIVES:
     i, j = names.index(corrective), names.index(base)
     weights[:, i] = np.minimum(weights[:, i], weights[:, j])
@@ -312,7 +323,8 @@ def performance_weights(model: IctModel, num_frames: int, seed: int, activity: f
 
 def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
                      pivot: np.ndarray, num_frames: int = 120, seed: int = 1,
-                     activity: float = 0.3) -> synthetic_performance.Performance:
+                     activity: float = 0.3, jaw_max_weight: float = 0.0
+                     ) -> synthetic_performance.Performance:
   """A held-out ICT performance: smooth mixes of all 53 expressions, with jaw ground truth.
 
   The learning shapes are single expressions at weight 1; these frames mix several at once, at
@@ -326,6 +338,7 @@ def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
     num_frames: T.
     seed: same seed, same performance.
     activity: about how often each expression is active.
+    jaw_max_weight: > 0 gives jawOpen its own track up to this weight (`performance_weights`).
   Returns:
     `synthetic_performance.Performance` with frames (T, V, 3) float32 mm, jaw ground truth from
     the lower teeth (Kabsch, about `pivot`), weights (T, 53) and control_names the 53 expression
@@ -333,7 +346,8 @@ def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
   """
   if num_frames < 2:
     raise ValueError(f'num_frames must be >= 2, got {num_frames}')
-  weights = performance_weights(model, num_frames, seed, activity)
+  weights = performance_weights(model, num_frames, seed, activity,
+                                jaw_max_weight=jaw_max_weight)
   full = np.zeros((num_frames, len(model.expression_names)))
   full[:, :NUM_EXPRESSIONS] = weights
   frames = blend(model, head, full, vertex_ids)
