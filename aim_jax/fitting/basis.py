@@ -19,6 +19,7 @@ import numpy as np
 
 from aim_jax import geometry
 from aim_jax.data.actor import Actor
+from aim_jax.fitting import mesh_topology
 from aim_jax.models import aim
 
 
@@ -129,6 +130,7 @@ class FitModel:
     basis: the model's fields at the actor's neutral vertices (with the edit).
     gbs_basis: the global-blendshape baseline's basis (the actor's shapes; an edited model's own
       shapes).
+    topology: the actor mesh's neighbours over its region (the coefficient-field terms).
   """
   params: Dict
   spec: aim.AIMSpec
@@ -137,6 +139,7 @@ class FitModel:
   basis: ModelBasis
   gbs_basis: ModelBasis
   edit: Optional[List[Dict]] = None
+  topology: Optional[mesh_topology.Topology] = None
 
 
 def make_fit_model(params: Dict, spec: aim.AIMSpec, info: Dict, actor: Actor,
@@ -151,4 +154,6 @@ def make_fit_model(params: Dict, spec: aim.AIMSpec, info: Dict, actor: Actor,
   if edit is not None:
     shapes = aim.evaluate_chunked(params, actor.neutral, spec, edit=edit)['shapes']
   return FitModel(params=params, spec=spec, info=info, actor=actor, basis=basis,
-                  gbs_basis=gbs_basis(shapes, actor.neutral, spec), edit=edit)
+                  gbs_basis=gbs_basis(shapes, actor.neutral, spec), edit=edit,
+                  topology=mesh_topology.make_topology(actor.faces, actor.num_vertices,
+                                                           actor.region))

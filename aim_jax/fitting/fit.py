@@ -25,13 +25,15 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aim_jax import geometry, train_loop
 from aim_jax.fitting import basis as basis_lib
+from aim_jax.fitting import coefficient_field, mesh_topology, objectives
 from aim_jax.fitting import model as model_lib
-from aim_jax.fitting import objectives
 from aim_jax.fitting.basis import ModelBasis
 from aim_jax.fitting.targets import SurfacePoints, TargetSet, interpolate
 from aim_jax.models import aim
 
-TERMS = ('dense', 'markers', 'landmarks', 'coefficients', 'temporal')
+TERMS = ('dense', 'markers', 'landmarks', 'coefficients', 'temporal', 'coefficient_smooth',
+         'coefficient_shrink')
+FIELD_TERMS = ('coefficient_smooth', 'coefficient_shrink')  # Need source['topology'].
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +45,24 @@ class LossOptions:
   robust_scale: float = 1.0
   optimize_camera: bool = False
   regularized_points: int = 256
+  field_points: int = 128
 
 
 def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
+  """The static loss settings; a robust_scale of 0 is three times the stated noise
+  (`config.noise`: px when landmarks are fitted, else mm)."""
   loss = config.loss
+  scale = float(loss.robust_scale)
+  if scale <= 0 and loss.robust != 'none':
+    noise = config.noise
+    scale = 3.0 * max(float(noise.markers_mm), float(noise.landmarks_px))
+    if scale <= 0:
+      raise ValueError('loss.robust_scale is 0 (from the noise) but config.noise states none')
   return LossOptions(weights=tuple((t, float(loss[t])) for t in TERMS),
                      points_per_step=int(config.train.points_per_step), robust=loss.robust,
-                     robust_scale=float(loss.robust_scale), optimize_camera=loss.optimize_camera,
-                     regularized_points=int(loss.regularized_points))
+                     robust_scale=scale, optimize_camera=loss.optimize_camera,
+                     regularized_points=int(loss.regularized_points),
+                     field_points=int(loss.field_points))
 
 
 def fit_spec(config: ml_collections.ConfigDict, num_coefficients: int,
@@ -99,7 +111,8 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
 
   Args (of the returned function):
     source: {'basis': ModelBasis} (cached), plus {'aim': AIM params} for the uncached path
-      (when aim_spec is given the fields are recomputed through the networks every step).
+      (when aim_spec is given the fields are recomputed through the networks every step), and
+      {'topology': mesh_topology.Topology} when a coefficient-field term is weighted.
     targets: {kind: TargetSet} over the same F frames as params['codes'].
     valid: (F,) 1 for real frames, 0 for padding (excluded from the regularisers).
   """
@@ -128,6 +141,12 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
     w = jnp.concatenate(coefficient_sets, axis=1)
     terms['coefficients'] = objectives.coefficient_magnitude(w, valid)
     terms['temporal'] = objectives.temporal_smoothness(w, frame['raw'], valid)
+    if any(weights[name] for name in FIELD_TERMS):
+      topology = source['topology']
+      ids = mesh_topology.sample_vertices(topology, jax.random.fold_in(key, len(targets)),
+                                              options.field_points)
+      terms.update(coefficient_field.regularisers(params, spec, source['basis'].coords,
+                                                  topology, ids, valid))
     total = sum(weights[name] * value for name, value in terms.items())
     terms['total'] = total
     return total, terms
@@ -244,6 +263,9 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
   if any(t.num_frames != num_frames for t in targets.values()):
     raise ValueError('all target kinds must cover the same frames')
   options = loss_options(config)
+  weighted = [n for n, w in options.weights if n in FIELD_TERMS and w]
+  if weighted and 'topology' not in source:
+    raise ValueError(f'loss.{weighted[0]} is weighted but the fit was given no mesh topology')
   optim = OptimizerSettings.from_config(config)
   loop = train_loop.loop_options(config.train, num_steps=int(num_steps or config.train.num_steps))
   base_key = jax.random.PRNGKey(config.seed + 1)
@@ -336,8 +358,12 @@ def _load_networks(chunk_dir: str, config, spec: model_lib.FitSpec) -> Dict:
 
 def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, basis: ModelBasis,
                  targets: Dict[str, TargetSet], workdir: str,
-                 log: Optional[Callable[[str], None]] = print) -> Dict[str, np.ndarray]:
+                 log: Optional[Callable[[str], None]] = print,
+                 topology: Optional[mesh_topology.Topology] = None) -> Dict[str, np.ndarray]:
   """Fits a whole sequence chunk by chunk in `workdir` and returns `evaluate_frames` of all.
+
+  `topology` (the template mesh's neighbours) is needed when a coefficient-field term
+  (`loss.coefficient_smooth`, `loss.coefficient_shrink`) is weighted.
 
   A chunk whose results file exists is loaded, not refitted; an unfinished chunk resumes from its
   checkpoint. Each chunk starts from the previous chunk's F_T and F_W (temporal smoothness acts
@@ -357,7 +383,8 @@ def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, bas
       continue
     if log and len(ranges) > 1:
       log(f'chunk {index + 1}/{len(ranges)}: frames {start}-{stop - 1}')
-    params, _ = fit_frames(config, spec, {'basis': basis}, _chunk_targets(targets, start, stop),
+    source = {'basis': basis} if topology is None else {'basis': basis, 'topology': topology}
+    params, _ = fit_frames(config, spec, source, _chunk_targets(targets, start, stop),
                            workdir=chunk_dir, log=log, networks=networks)
     networks = {k: v for k, v in params.items() if k not in ('codes',)}
     result = evaluate_frames(params, spec, basis)
