@@ -16,12 +16,18 @@ import numpy as np
 from aim_jax import eval as eval_lib
 from aim_jax.data import synthetic_performance
 from aim_jax.data.actor import Actor
-from aim_jax.fitting import baselines, synthetic_targets
+from aim_jax.fitting import baselines, cross_validation, synthetic_targets
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.fitting.basis import FitModel
 
 METHODS = ('aim', 'aim_global', 'gbs')
+
+# The config weights each method's regularisation strength is made of; `config.cv.scales`
+# multiplies them together (for AIM: the coefficient field's smoothness and shrinkage).
+REGULARISATION = {'aim': ('loss.coefficient_smooth', 'loss.coefficient_shrink'),
+                  'aim_global': ('loss.coefficients',),
+                  'gbs': ('gbs.ridge',)}
 
 
 def synthetic_sequence_targets(config: ml_collections.ConfigDict, actor: Actor):
@@ -34,7 +40,7 @@ def synthetic_sequence_targets(config: ml_collections.ConfigDict, actor: Actor):
   elif s.kind == 'markers':
     targets = {'markers': synthetic_targets.markers(
         actor.neutral, actor.faces, actor.region, frames, count=s.num_markers,
-        noise_mm=s.marker_noise_mm, seed=s.seed)}
+        noise_mm=s.marker_noise_mm, seed=s.seed, dropout=s.marker_dropout)}
   elif s.kind == 'landmarks':
     camera = synthetic_targets.frontal_camera(actor.neutral)
     targets = {'landmarks': synthetic_targets.landmarks(
@@ -59,7 +65,76 @@ def fit_method(method: str, config, model: FitModel, targets, workdir: str,
   variant = 'global' if method == 'aim_global' else config.model.variant
   spec = fit_lib.fit_spec(config, model.basis.num_coefficients, variant)
   return fit_lib.fit_sequence(config, spec, model.basis, targets, os.path.join(workdir, method),
-                              log=log)
+                              log=log, topology=model.topology)
+
+
+def scaled_config(config: ml_collections.ConfigDict, method: str, scale: float
+                  ) -> ml_collections.ConfigDict:
+  """A copy of the config with the method's regularisation weights (`REGULARISATION`) times
+  `scale`."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  for name in REGULARISATION[method]:
+    group, key = name.split('.')
+    config[group][key] = float(config[group][key]) * float(scale)
+  return config
+
+
+def parse_scales(text: str) -> list:
+  """'0.25,1,4' -> [0.25, 1.0, 4.0] ([1.0] when empty); ValueError on a bad entry."""
+  try:
+    scales = [float(s) for s in str(text).split(',') if s.strip()] or [1.0]
+  except ValueError:
+    raise ValueError(f'config.cv.scales must be comma-separated numbers, got {text!r}') from None
+  if any(not np.isfinite(s) or s < 0 for s in scales):
+    raise ValueError(f'config.cv.scales must be finite and >= 0, got {text!r}')
+  return scales
+
+
+def observation_noise(config: ml_collections.ConfigDict) -> Dict[str, float]:
+  """{kind: noise per axis} the user states (`config.noise`): mm for markers, px for
+  landmarks."""
+  return {'markers': float(config.noise.markers_mm),
+          'landmarks': float(config.noise.landmarks_px)}
+
+
+def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: str,
+                      log: Optional[Callable[[str], None]] = print) -> tuple:
+  """`fit_method` plus k-fold held-out markers / landmarks (`config.cv`).
+
+  With `cv.folds` >= 2 and sparse targets, every scale of `cv.scales` is cross-validated (fits
+  under `workdir/<method>/cv/`, resumable), the scale with the lowest held-out error is kept and
+  the method is fitted once more on every observation with it. Without, this is `fit_method`.
+
+  Returns:
+    (result of fit_method, held-out report or None): {'folds', 'seed', 'scales',
+    'chosen_scale', 'held_out': {kind: summary} of the chosen scale, 'per_scale': [...]}.
+  """
+  folds = int(config.cv.folds)
+  if folds < 2 or not any(k in cross_validation.SPARSE_KINDS for k in targets):
+    return fit_method(method, config, model, targets, workdir, log), None
+  scales = parse_scales(config.cv.scales)
+  noise = observation_noise(config)
+  per_scale = []
+  for scale in scales:
+    scaled = scaled_config(config, method, scale)
+    base = os.path.join(workdir, method, 'cv', f'scale_{scale:g}')
+
+    def fit(train, fold, scaled=scaled, base=base):
+      return fit_method(method, scaled, model, train, os.path.join(base, f'fold_{fold}'),
+                        log=None)['frames']
+    held_out = cross_validation.cross_validate(fit, targets, folds, int(config.cv.seed), noise)
+    per_scale.append({'scale': scale, 'held_out': held_out,
+                      'score': cross_validation.held_out_score(held_out)})
+    if log:
+      log(f'{method}: regularisation x{scale:g}, held-out '
+          + ', '.join(f'{k} rms {v["rms"]:.3f} {"px" if k == "landmarks" else "mm"}'
+                      for k, v in held_out.items()) + f' ({folds} folds)')
+  best = cross_validation.select_by_held_out([p['score'] for p in per_scale], scales)
+  result = fit_method(method, scaled_config(config, method, scales[best]), model, targets,
+                      workdir, log)
+  return result, {'folds': folds, 'seed': int(config.cv.seed), 'scales': scales,
+                  'chosen_scale': scales[best], 'held_out': per_scale[best]['held_out'],
+                  'per_scale': per_scale}
 
 
 def evaluate_methods(results: Dict[str, Dict], truth: Optional[Dict], targets, actor: Actor

@@ -4,6 +4,9 @@ as dense 3D targets, sparse 3D markers and dense 2D landmarks seen by one camera
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Dict
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -25,15 +28,36 @@ def surface_samples(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarr
   return faces, bary
 
 
+def dropouts(num_frames: int, count: int, fraction: float, seed: int) -> np.ndarray:
+  """(F, M) bool, True where an observation is missing: about `fraction` of them, in runs of
+  a few frames (occlusions last), each marker seen in at least one frame."""
+  if not 0.0 <= fraction < 1.0:
+    raise ValueError(f'dropout fraction must be in [0, 1), got {fraction}')
+  missing = np.zeros((num_frames, count), bool)
+  if fraction == 0.0:
+    return missing
+  rng = np.random.default_rng(seed + 4)
+  run = 4  # Mean run length in frames.
+  starts = rng.random((num_frames, count)) < fraction / run
+  lengths = rng.geometric(1.0 / run, (num_frames, count))
+  for f, m in zip(*np.nonzero(starts)):
+    missing[f:f + lengths[f, m], m] = True
+  missing[rng.integers(num_frames, size=count), np.arange(count)] = False
+  return missing
+
+
 def markers(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray, frames: np.ndarray,
-            count: int = 150, noise_mm: float = 0.0, seed: int = 0) -> targets_lib.TargetSet:
+            count: int = 150, noise_mm: float = 0.0, seed: int = 0,
+            dropout: float = 0.0) -> targets_lib.TargetSet:
   """Sparse 3D markers at barycentric points of the ground-truth frames (F, V, 3) mm, with
-  optional Gaussian noise (mm, per axis)."""
+  optional Gaussian noise (mm, per axis) and dropouts (`dropouts`: missing observations)."""
   faces, bary = surface_samples(neutral, triangles, region, count, seed)
   points = targets_lib.at_barycentric(triangles, faces, bary)
   values = np.einsum('fmkd,mk->fmd', np.asarray(frames)[:, np.asarray(triangles)[faces]], bary)
   rng = np.random.default_rng(seed + 2)
   values = values + noise_mm * rng.standard_normal(values.shape)
+  missing = dropouts(values.shape[0], values.shape[1], dropout, seed)
+  values[missing] = np.nan
   return targets_lib.make_target_set('markers', points, values, source='synthetic markers')
 
 
@@ -74,3 +98,38 @@ def landmarks(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray,
   visible = _facing(frames, triangles, faces, camera)
   return targets_lib.make_target_set('landmarks', points, pixels, visible=visible,
                                      camera=camera, source='synthetic landmarks')
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+  """What a capture gives a fit: `kind` 'dense' | 'markers' | 'landmarks', the number of
+  markers or landmarks, the noise per axis (mm for markers, px for landmarks) and the fraction
+  of marker observations missing."""
+  kind: str
+  count: int = 0
+  noise: float = 0.0
+  dropout: float = 0.0
+
+  @property
+  def name(self) -> str:
+    if self.kind == 'dense':
+      return 'dense'
+    if self.kind == 'landmarks':
+      return f'landmarks{self.count}_noise{self.noise:g}px'
+    return f'markers{self.count}_noise{self.noise:g}mm_drop{round(100 * self.dropout)}'
+
+
+def condition_targets(condition: Condition, neutral: np.ndarray, triangles: np.ndarray,
+                      region: np.ndarray, frames: np.ndarray, seed: int = 0
+                      ) -> Dict[str, targets_lib.TargetSet]:
+  """{kind: TargetSet} of ground-truth frames (F, V, 3) mm seen under `condition` (landmarks by
+  `frontal_camera`)."""
+  if condition.kind == 'dense':
+    return {'dense': targets_lib.dense_targets(frames, region)}
+  if condition.kind == 'markers':
+    return {'markers': markers(neutral, triangles, region, frames, condition.count,
+                               condition.noise, seed, condition.dropout)}
+  if condition.kind == 'landmarks':
+    return {'landmarks': landmarks(neutral, triangles, region, frames, frontal_camera(neutral),
+                                   condition.count, condition.noise, seed)}
+  raise ValueError(f'condition kind must be dense, markers or landmarks, got {condition.kind!r}')

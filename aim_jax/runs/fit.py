@@ -121,13 +121,14 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
   methods = methods_lib.parse_methods(config)
   os.makedirs(workdir, exist_ok=True)
   num_frames = next(iter(targets.values())).num_frames
-  results, seconds = {}, {}
+  results, seconds, held_out = {}, {}, {}
   for method in methods:
     if log:
       log(f'fitting {method} to {num_frames} frames '
           f'({", ".join(f"{k}: {t.points.count} points" for k, t in targets.items())})')
     start = time.perf_counter()
-    results[method] = methods_lib.fit_method(method, config, model, targets, workdir, log)
+    results[method], held_out[method] = methods_lib.fit_with_held_out(method, config, model,
+                                                                      targets, workdir, log)
     seconds[method] = time.perf_counter() - start
     bad = [k for k, v in results[method].items()
            if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.all(np.isfinite(v))]
@@ -147,6 +148,7 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
       'error_against': evaluation['error_against'],
       'error_mm': evaluation['error_mm'],
       'jaw': evaluation['jaw'],
+      'held_out': {m: h for m, h in held_out.items() if h is not None},
       'seconds_this_run': seconds,
       'seconds_per_frame_this_run': {m: s / num_frames for m, s in seconds.items()},
       'config': config.to_dict(),
@@ -162,4 +164,11 @@ def format_report(report: Dict) -> str:
   lines = [f'{report["actor"]}: {report["num_frames"]} frames, error against '
            f'{report["error_against"]}']
   notes = {m: f'({s:.2f} s/frame)' for m, s in report['seconds_per_frame_this_run'].items()}
-  return '\n'.join(lines + reporting.error_table(report['error_mm'], report['jaw'], 10, notes))
+  lines += reporting.error_table(report['error_mm'], report['jaw'], 10, notes)
+  for method, cv in report.get('held_out', {}).items():
+    for kind, h in cv['held_out'].items():
+      unit = 'px' if kind == 'landmarks' else 'mm'
+      lines.append(f'  {method:<10} held-out {kind} ({cv["folds"]} folds, regularisation '
+                   f'x{cv["chosen_scale"]:g}): rms {h["rms"]:.3f} {unit}, without the stated '
+                   f'noise {h["denoised_rms"]:.3f} {unit}')
+  return '\n'.join(lines)
