@@ -142,7 +142,8 @@ def make_ict_actor(config: ml_collections.ConfigDict,
   if cfg.performance_frames:
     performance = ict.make_performance(model, head, vertex_ids, fit.pivot,
                                        cfg.performance_frames, cfg.performance_seed,
-                                       cfg.performance_activity, cfg.performance_jaw_max_weight)
+                                       cfg.performance_activity, cfg.performance_jaw_max_weight,
+                                       cfg.performance_max_weight)
   report = dict(fit.report)
   report['identity'] = {'seed': None if default_name == 'ict_custom' else cfg.identity_seed,
                         'coefficients': [float(c) for c in coefficients]}

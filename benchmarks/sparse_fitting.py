@@ -39,7 +39,7 @@ _WORKDIR = flags.DEFINE_string('workdir', '/tmp/sparse_fitting', 'Fits (resumabl
 _FRAMES = flags.DEFINE_integer('frames', 60, 'Frames of each performance fitted.')
 _STEPS = flags.DEFINE_integer('steps', 2000, 'Adam steps of each AIM / AIM-global fit.')
 _SWEEP = flags.DEFINE_enum('sweep', 'full', ['full', 'main', 'none'],
-                           'full: every condition; main: 150 markers, 0.3 mm, 5 %.')
+                           'full: every condition; main: 150 markers, 0.3 mm, 5 % and dense.')
 _STUDY = flags.DEFINE_list('study_conditions', ['markers150_noise0.3mm_drop5'],
                            'Conditions of the held-out study (names as in the results).')
 _SCALES = flags.DEFINE_string('scales', '0,0.3,1,3', 'Regularisation scales of the study.')
@@ -56,7 +56,7 @@ def sweep_conditions(kind: str) -> list:
   if kind == 'none':
     return []
   if kind == 'main':
-    return [MAIN]
+    return [MAIN, Condition('dense')]
   conditions = [Condition('markers', n, 0.3, 0.05) for n in (30, 60, 150, 300)]
   conditions += [Condition('markers', 150, s, 0.05) for s in (0.0, 1.0)]
   conditions += [Condition('markers', 150, 0.3, d) for d in (0.0, 0.2)]

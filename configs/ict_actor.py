@@ -38,10 +38,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.ict.untrusted_eye_radius_mm = 8.0
   config.ict.performance_frames = 120  # Held-out performance written with the actor (0: none).
   config.ict.performance_seed = 1
-  # Sparse activations (about 5 of the 53 expressions at a time, as in speech and acting) and a
-  # separate jaw track up to jawOpen 0.75 (~19 deg, ~10 deg on average); `ict.performance_weights`.
-  # activity 0.3 and jaw weight 0 give the earlier dense mixes (jawOpen one more curve).
+  # Sparse activations at speech-like intensities (each expression active about 10 % of the
+  # time, up to weight 0.5) and a separate jaw track up to jawOpen 0.75 (~19 deg, ~10 deg on
+  # average); `ict.performance_weights`. Activity 0.3, weight 1 and jaw weight 0 give the
+  # earlier dense mixes (jawOpen one more curve).
   config.ict.performance_activity = 0.1
+  config.ict.performance_max_weight = 0.5
   config.ict.performance_jaw_max_weight = 0.75
 
   config.skull = ml_collections.ConfigDict()

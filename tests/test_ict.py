@@ -217,11 +217,14 @@ def test_performance_is_long_smooth_and_held_out(ict_actor):
   assert step < 0.25 * span and step < 6.0  # mm per frame (a blink moves the lid ~12 mm).
   learning = set(ict_config.get_config().ict.expressions)
   held_out = [i for i, n in enumerate(performance.control_names) if n not in learning]
-  assert performance.weights[:, held_out].max() > 0.5
+  assert performance.weights[:, held_out].max() > 0.4  # Speech-like weights, up to 0.5.
   assert (performance.weights.max(0) > 0).sum() >= 45  # Nearly every expression is used.
+  others = np.delete(performance.weights, performance.control_names.index('jawOpen'), axis=1)
+  assert (others > 0.05).sum(axis=1).mean() < 15  # Sparse: a few of 53 at a time.
   angle = rotation_angle_deg(np.eye(3)[None], performance.jaw_rotation)
-  assert angle.max() > 5.0 and angle.max() < 30.0  # jawOpen at weight <= 1.
-  assert np.abs(np.diff(angle)).max() < 3.0
+  # The separate jaw track: up to jawOpen 0.75 (~19 deg), open most of the time.
+  assert 12.0 < angle.max() < 22.0 and angle.mean() > 5.0
+  assert np.abs(np.diff(angle)).max() < 4.0  # deg per frame: fast speech, not a jump.
 
 
 @pytest.mark.parametrize('content,message', [

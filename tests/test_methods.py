@@ -4,7 +4,7 @@ targets of each kind, and what the methods' errors are measured against."""
 import numpy as np
 import pytest
 
-from aim_jax.fitting import methods
+from aim_jax.fitting import methods, synthetic_targets
 from aim_jax.fitting import targets as targets_lib
 from configs import fit_test
 
@@ -64,3 +64,17 @@ def test_evaluate_methods_against_truth_dense_targets_or_nothing(tiny_actor):
   np.testing.assert_allclose(against_dense['per_frame_mm']['gbs'], 2.0, atol=1e-5)
   nothing = methods.evaluate_methods(results, None, {}, tiny_actor)
   assert nothing == {'error_against': None, 'error_mm': {}, 'per_frame_mm': {}, 'jaw': {}}
+
+
+def test_aim_settings_depend_on_the_targets(actor):
+  config = fit_test.get_config()
+  config.loss.coefficient_smooth = 5.0
+  config.model.sparse_w0 = 1.5
+  dense = {'dense': targets_lib.dense_targets(actor.shapes[:2])}
+  sparse = {'markers': synthetic_targets.markers(actor.neutral, actor.faces, actor.region,
+                                                 actor.shapes[:2], count=10)}
+  with_dense = methods.config_for_targets(config, {**dense, **sparse})
+  assert with_dense.loss.coefficient_smooth == 0.0 and with_dense.model.w0 == config.model.w0
+  only_sparse = methods.config_for_targets(config, sparse)
+  assert only_sparse.loss.coefficient_smooth == 5.0 and only_sparse.model.w0 == 1.5
+  assert config.model.w0 != 1.5  # The caller's config is left alone.

@@ -3,6 +3,7 @@ markers on the surface, a frontal camera that frames the face, landmark visibili
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from aim_jax import rigid_np
 from aim_jax.fitting import camera as camera_lib
@@ -80,3 +81,31 @@ def test_landmarks_are_projected_and_hidden_when_their_triangle_faces_away(tiny_
   world = targets_lib.interpolate(marks.points, jnp.asarray(corners, jnp.float32))
   np.testing.assert_allclose(marks.values[0], camera_lib.project(camera, world), atol=1e-2)
   np.testing.assert_array_equal(marks.values[1], np.zeros((30, 2)))  # Hidden: stored as 0.
+
+
+def test_dropouts_come_in_runs_at_about_the_fraction_asked_and_every_marker_is_seen():
+  missing = synthetic_targets.dropouts(200, 50, 0.2, seed=3)
+  assert 0.12 < missing.mean() < 0.28
+  assert (~missing).any(axis=0).all()
+  starts = (missing[1:] & ~missing[:-1]).sum()
+  assert missing.sum() / max(starts, 1) > 2.0  # Runs of several frames, not single frames.
+  assert not synthetic_targets.dropouts(10, 5, 0.0, seed=0).any()
+  np.testing.assert_array_equal(missing, synthetic_targets.dropouts(200, 50, 0.2, seed=3))
+  with pytest.raises(ValueError, match='dropout fraction'):
+    synthetic_targets.dropouts(10, 5, 1.0, seed=0)
+
+
+def test_condition_targets_hide_dropped_markers_and_name_the_condition(tiny_actor):
+  frames = np.repeat(tiny_actor.shapes[:1], 40, axis=0)
+  condition = synthetic_targets.Condition('markers', 12, 0.3, 0.2)
+  assert condition.name == 'markers12_noise0.3mm_drop20'
+  targets = synthetic_targets.condition_targets(condition, tiny_actor.neutral, tiny_actor.faces,
+                                                tiny_actor.region, frames, seed=1)
+  visible = np.asarray(targets['markers'].visible)
+  assert 0.05 < 1.0 - visible.mean() < 0.4
+  assert set(synthetic_targets.condition_targets(
+      synthetic_targets.Condition('dense'), tiny_actor.neutral, tiny_actor.faces,
+      tiny_actor.region, frames)) == {'dense'}
+  with pytest.raises(ValueError, match='condition kind'):
+    synthetic_targets.condition_targets(synthetic_targets.Condition('scan'), tiny_actor.neutral,
+                                        tiny_actor.faces, tiny_actor.region, frames)

@@ -323,8 +323,8 @@ def performance_weights(model: IctModel, num_frames: int, seed: int, activity: f
 
 def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
                      pivot: np.ndarray, num_frames: int = 120, seed: int = 1,
-                     activity: float = 0.3, jaw_max_weight: float = 0.0
-                     ) -> synthetic_performance.Performance:
+                     activity: float = 0.3, jaw_max_weight: float = 0.0,
+                     max_weight: float = 1.0) -> synthetic_performance.Performance:
   """A held-out ICT performance: smooth mixes of all 53 expressions, with jaw ground truth.
 
   The learning shapes are single expressions at weight 1; these frames mix several at once, at
@@ -339,6 +339,7 @@ def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
     seed: same seed, same performance.
     activity: about how often each expression is active.
     jaw_max_weight: > 0 gives jawOpen its own track up to this weight (`performance_weights`).
+    max_weight: the other expressions' largest weight.
   Returns:
     `synthetic_performance.Performance` with frames (T, V, 3) float32 mm, jaw ground truth from
     the lower teeth (Kabsch, about `pivot`), weights (T, 53) and control_names the 53 expression
@@ -346,8 +347,7 @@ def make_performance(model: IctModel, head: np.ndarray, vertex_ids: np.ndarray,
   """
   if num_frames < 2:
     raise ValueError(f'num_frames must be >= 2, got {num_frames}')
-  weights = performance_weights(model, num_frames, seed, activity,
-                                jaw_max_weight=jaw_max_weight)
+  weights = performance_weights(model, num_frames, seed, activity, max_weight, jaw_max_weight)
   full = np.zeros((num_frames, len(model.expression_names)))
   full[:, :NUM_EXPRESSIONS] = weights
   frames = blend(model, head, full, vertex_ids)

@@ -62,10 +62,25 @@ def fit_method(method: str, config, model: FitModel, targets, workdir: str,
     return {'frames': baselines.gbs_frames(model.gbs_basis, weights), 'weights': weights}
   if method not in ('aim', 'aim_global'):
     raise ValueError(f'unknown method {method!r}; expected one of {METHODS}')
+  if method == 'aim':
+    config = config_for_targets(config, targets)
   variant = 'global' if method == 'aim_global' else config.model.variant
   spec = fit_lib.fit_spec(config, model.basis.num_coefficients, variant)
   return fit_lib.fit_sequence(config, spec, model.basis, targets, os.path.join(workdir, method),
                               log=log, topology=model.topology)
+
+
+def config_for_targets(config: ml_collections.ConfigDict, targets
+                       ) -> ml_collections.ConfigDict:
+  """AIM's settings for these targets: with dense targets the coefficient-field terms are off;
+  with sparse targets alone F_W runs at `model.sparse_w0` (configs/fit.py says why)."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  if 'dense' in targets:
+    config.loss.coefficient_smooth = 0.0
+    config.loss.coefficient_shrink = 0.0
+  elif config.model.get('sparse_w0'):
+    config.model.w0 = float(config.model.sparse_w0)
+  return config
 
 
 def scaled_config(config: ml_collections.ConfigDict, method: str, scale: float
