@@ -28,8 +28,9 @@ import numpy as np
 from absl import app, flags
 
 from aim_jax import files, model_dir
-from aim_jax.data import synthetic_performance
+from aim_jax.data import ict, synthetic_performance
 from aim_jax.fitting import comparison, methods
+from aim_jax.fitting import generic_model as gm
 from aim_jax.fitting.synthetic_targets import Condition, condition_targets
 from configs import fit as fit_config
 
@@ -46,6 +47,9 @@ _SCALES = flags.DEFINE_string('scales', '0,0.3,1,3', 'Regularisation scales of t
 _FOLDS = flags.DEFINE_integer('folds', 4, 'Folds of the held-out study.')
 _SEED = flags.DEFINE_integer('seed', 7, 'Seed of the marker and landmark placements.')
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/sparse_fitting.json', 'Result file.')
+_ICT_PATH = flags.DEFINE_string('ict_path', '', 'ICT-FaceKit (npz or folder): adds the generic '
+                                'linear 3DMM (50 identity modes, the 53 ICT expressions) to the '
+                                '3D conditions of ICT actors.')
 _CONFIG_OVERRIDES = flags.DEFINE_list('set', [], 'Config overrides key=value (e.g. '
                                       'loss.coefficient_smooth=1).')
 
@@ -86,18 +90,26 @@ def base_config():
   return config
 
 
+GENERIC_IDENTITY_MODES = 50
+
+
 def load(entry: str):
-  """(name, FitModel, truth {'frames', 'jaw_rotation', 'jaw_translation'})."""
+  """(name, FitModel, truth {'frames', 'jaw_rotation', 'jaw_translation'}, generic 3DMM or
+  None)."""
   path, _, actor_dir = entry.partition('=')
   model = model_dir.load_fit_model(path)
+  generic = None
   if actor_dir:
     truth = comparison.load_performance(actor_dir, model.actor.num_vertices)
+    if _ICT_PATH.value:
+      ids = gm.ict_actor_vertex_ids(actor_dir, model.actor.num_vertices)
+      generic = gm.from_ict(ict.load_ict_model(_ICT_PATH.value), ids, GENERIC_IDENTITY_MODES)
   else:
     p = synthetic_performance.make_performance(model.actor, num_frames=100, seed=1)
     truth = {'frames': p.frames, 'jaw_rotation': p.jaw_rotation,
              'jaw_translation': p.jaw_translation}
   truth = {k: np.asarray(v)[:_FRAMES.value] for k, v in truth.items()}
-  return model.actor.name, model, truth
+  return model.actor.name, model, truth, generic
 
 
 def condition_config(config, condition: Condition):
@@ -118,7 +130,17 @@ def fit_errors(config, model, truth, targets, workdir, method) -> dict:
   return out
 
 
-def run_sweep(config, name, model, truth, conditions, log) -> dict:
+def generic_errors(generic, model, truth, targets) -> dict:
+  """The generic 3DMM's closed-form fit (compare_generic's priors)."""
+  start = time.perf_counter()
+  fit = gm.fit_generic(generic, targets, identity_prior=1e-4, expression_ridge=1e-4)
+  seconds = time.perf_counter() - start
+  evaluation = methods.evaluate_methods({'generic': {'frames': fit.frames}}, truth, targets,
+                                        model.actor)
+  return {'error_mm': evaluation['error_mm']['generic']['mean'], 'seconds': seconds}
+
+
+def run_sweep(config, name, model, truth, conditions, log, generic=None) -> dict:
   rows = {}
   for condition in conditions:
     cfg = condition_config(config, condition)
@@ -128,6 +150,8 @@ def run_sweep(config, name, model, truth, conditions, log) -> dict:
     for method in methods.METHODS:
       row[method] = fit_errors(cfg, model, truth, targets,
                                os.path.join(_WORKDIR.value, name, condition.name), method)
+    if generic is not None and condition.kind != 'landmarks':
+      row[f'generic_k{GENERIC_IDENTITY_MODES}'] = generic_errors(generic, model, truth, targets)
     rows[condition.name] = row
     log(f'{name} {condition.name}: ' + ', '.join(
         f'{m} {r["error_mm"]:.3f} mm' + (f' ({r["jaw_deg"]:.2f} deg)' if 'jaw_deg' in r else '')
@@ -173,7 +197,7 @@ def plot(path: str, results: dict):
   for ax, name in zip(axes[0], names):
     sweep = results['actors'][name]['sweep']
     counts = [n for n in (30, 60, 150, 300) if f'markers{n}_noise0.3mm_drop5' in sweep]
-    for method in methods.METHODS:
+    for method in sweep[f'markers{counts[0]}_noise0.3mm_drop5']:
       ax.plot(counts, [sweep[f'markers{n}_noise0.3mm_drop5'][method]['error_mm']
                        for n in counts], marker='o', label=method)
     ax.set_xscale('log')
@@ -204,11 +228,11 @@ def main(argv):
     if previous.get('frames') == _FRAMES.value and previous.get('steps') == _STEPS.value:
       results['actors'] = previous.get('actors', {})
   for entry in _MODELS.value:
-    name, model, truth = load(entry)
+    name, model, truth, generic = load(entry)
     actor = results['actors'].setdefault(name, {})
     actor['sweep'] = {**actor.get('sweep', {}),
                       **run_sweep(config, name, model, truth, sweep_conditions(_SWEEP.value),
-                                  print)}
+                                  print, generic)}
     study = actor.setdefault('study', {})
     for condition_name in _STUDY.value:
       if condition_name:

@@ -114,8 +114,16 @@ def test_weighted_field_terms_need_a_topology(actor, oracle):
   from aim_jax.fitting import targets as targets_lib
   from configs import fit_test
   config = fit_test.get_config()
+  config.loss.coefficient_smooth = 0.0
   config.loss.coefficient_shrink = 1.0
   spec = fit_lib.fit_spec(config, oracle.num_coefficients)
-  targets = {'dense': targets_lib.dense_targets(actor.shapes[:2])}
+  from aim_jax.fitting import synthetic_targets
+  config.train.num_steps = 2
+  markers = {'markers': synthetic_targets.markers(actor.neutral, actor.faces, actor.region,
+                                                  actor.shapes[:2], count=10)}
   with pytest.raises(ValueError, match='coefficient_shrink is weighted but'):
-    fit_lib.fit_frames(config, spec, {'basis': oracle}, targets, log=None)
+    fit_lib.fit_frames(config, spec, {'basis': oracle}, markers, log=None)
+  # With dense targets the terms are off, and no topology is needed.
+  dense = {'dense': targets_lib.dense_targets(actor.shapes[:2])}
+  _, history = fit_lib.fit_frames(config, spec, {'basis': oracle}, dense, log=None)
+  assert 'coefficient_shrink' not in history[-1]

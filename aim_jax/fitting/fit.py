@@ -112,7 +112,8 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
   Args (of the returned function):
     source: {'basis': ModelBasis} (cached), plus {'aim': AIM params} for the uncached path
       (when aim_spec is given the fields are recomputed through the networks every step), and
-      {'topology': mesh_topology.Topology} when a coefficient-field term is weighted.
+      {'topology': mesh_topology.Topology} when a coefficient-field term is weighted (they act
+      only when no dense targets are fitted: with dense targets every vertex is constrained).
     targets: {kind: TargetSet} over the same F frames as params['codes'].
     valid: (F,) 1 for real frames, 0 for padding (excluded from the regularisers).
   """
@@ -141,7 +142,7 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
     w = jnp.concatenate(coefficient_sets, axis=1)
     terms['coefficients'] = objectives.coefficient_magnitude(w, valid)
     terms['temporal'] = objectives.temporal_smoothness(w, frame['raw'], valid)
-    if any(weights[name] for name in FIELD_TERMS):
+    if 'dense' not in targets and any(weights[name] for name in FIELD_TERMS):
       topology = source['topology']
       ids = mesh_topology.sample_vertices(topology, jax.random.fold_in(key, len(targets)),
                                               options.field_points)
@@ -264,7 +265,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
     raise ValueError('all target kinds must cover the same frames')
   options = loss_options(config)
   weighted = [n for n, w in options.weights if n in FIELD_TERMS and w]
-  if weighted and 'topology' not in source:
+  if weighted and 'dense' not in targets and 'topology' not in source:
     raise ValueError(f'loss.{weighted[0]} is weighted but the fit was given no mesh topology')
   optim = OptimizerSettings.from_config(config)
   loop = train_loop.loop_options(config.train, num_steps=int(num_steps or config.train.num_steps))
