@@ -188,25 +188,34 @@ def run_study(config, name, model, truth, condition: Condition, log) -> dict:
           'picked_over_best': rows[by_held]['error_mm'] / rows[by_true]['error_mm']}
 
 
+def _counts(sweep: dict) -> list:
+  return [n for n in (30, 60, 150, 300) if f'markers{n}_noise0.3mm_drop5' in sweep]
+
+
 def plot(path: str, results: dict):
+  """Error against marker count per method, one panel per actor with a marker-count sweep."""
   import matplotlib  # noqa: PLC0415  (only the plot needs it)
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # noqa: PLC0415
-  names = list(results['actors'])
-  fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
+  names = [n for n, a in results['actors'].items() if len(_counts(a.get('sweep', {}))) > 1]
+  if not names:
+    return
+  fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 3.6), squeeze=False)
   for ax, name in zip(axes[0], names):
     sweep = results['actors'][name]['sweep']
-    counts = [n for n in (30, 60, 150, 300) if f'markers{n}_noise0.3mm_drop5' in sweep]
-    for method in sweep[f'markers{counts[0]}_noise0.3mm_drop5']:
-      ax.plot(counts, [sweep[f'markers{n}_noise0.3mm_drop5'][method]['error_mm']
-                       for n in counts], marker='o', label=method)
+    counts = _counts(sweep)
+    rows = [sweep[f'markers{n}_noise0.3mm_drop5'] for n in counts]
+    for method in rows[-1]:
+      ax.plot(counts, [r.get(method, {}).get('error_mm', np.nan) for r in rows], marker='o',
+              label=method)
     ax.set_xscale('log')
     ax.set_xticks(counts, [str(n) for n in counts])
+    ax.minorticks_off()
     ax.set_xlabel('markers (0.3 mm noise, 5 % dropouts)')
     ax.set_ylabel('mean vertex error (mm)')
-    ax.set_title(name)
+    ax.set_title(f'{name}: {results["frames"]} held-out frames')
     ax.grid(alpha=0.3)
-  axes[0][0].legend()
+    ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

@@ -24,9 +24,10 @@ def get_config():
   # Low frequency: F_W interpolates between sparse markers (w0 10 -> 3: markers 0.43 -> 0.18 mm,
   # landmarks 0.38 -> 0.33 mm, dense 0.040 -> 0.058 mm on the synthetic sequence).
   config.model.w0 = 3.0
-  # AIM's F_W frequency when only sparse targets (markers, landmarks) are fitted: lower still,
-  # a smoother field between the markers (ICT, 150 noisy markers: see the README). Dense fits
-  # keep w0 (ICT dense 0.23 mm at 3, 0.33 mm at 1).
+  # AIM's F_W frequency when only sparse 3D markers are fitted (loss.field_kinds): lower still,
+  # a smoother field between the markers (ICT, 150 noisy markers: see the README). Dense and
+  # landmark fits keep w0 (ICT dense 0.23 mm at 3, 0.33 mm at 1; 1,000 landmarks 1.38 mm at 3
+  # without the field terms, 2.01 mm at 1 with them).
   config.model.sparse_w0 = 1.0
   # F_W of 'aim': 'separable' (A(c) g(z), ~40x faster per step on CPU, as accurate on the
   # synthetic sequence; benchmarks/fit_sequence.py) | 'per_point' (the paper's MLP on [z, c]).
@@ -58,11 +59,13 @@ def get_config():
   # Regularity of AIM's coefficient field w(z, c) between sparse constraints (ours, not in the
   # paper; `fitting/coefficient_field.py`): the umbrella Laplacian of w over the template mesh,
   # and shrinkage of w toward the frame's mean (global) blend. Both act on `field_points`
-  # random template vertices each step; both are zero for AIM-global. They act only when no
-  # dense targets are fitted (with dense targets every vertex is constrained and they only cost
-  # accuracy). Chosen on ICT identity 0, 150 markers, 0.3 mm noise, 5 % dropouts (README).
+  # random template vertices each step; both are zero for AIM-global. They act only when every
+  # target kind is in `field_kinds` (with dense targets every vertex is constrained and they
+  # only cost accuracy; 1,000 landmarks are dense enough too). Chosen on ICT identity 0, 150
+  # markers, 0.3 mm noise, 5 % dropouts (README).
   config.loss.coefficient_smooth = 1e4
   config.loss.coefficient_shrink = 0.3
+  config.loss.field_kinds = 'markers'
   config.loss.field_points = 128
   config.loss.regularized_points = 256  # Points the magnitude and temporal terms average over.
   config.loss.robust = 'none'           # 'none' | 'huber' | 'cauchy'

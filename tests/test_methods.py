@@ -78,3 +78,10 @@ def test_aim_settings_depend_on_the_targets(actor):
   only_sparse = methods.config_for_targets(config, sparse)
   assert only_sparse.loss.coefficient_smooth == 5.0 and only_sparse.model.w0 == 1.5
   assert config.model.w0 != 1.5  # The caller's config is left alone.
+  camera = synthetic_targets.frontal_camera(actor.neutral)
+  landmarks = {'landmarks': synthetic_targets.landmarks(
+      actor.neutral, actor.faces, actor.region, actor.shapes[:2], camera, count=20)}
+  plain = methods.config_for_targets(config, landmarks)
+  assert plain.loss.coefficient_smooth == 0.0 and plain.model.w0 == config.model.w0
+  config.loss.field_kinds = 'markers,landmarks'
+  assert methods.config_for_targets(config, landmarks).model.w0 == 1.5

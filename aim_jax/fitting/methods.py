@@ -72,14 +72,17 @@ def fit_method(method: str, config, model: FitModel, targets, workdir: str,
 
 def config_for_targets(config: ml_collections.ConfigDict, targets
                        ) -> ml_collections.ConfigDict:
-  """AIM's settings for these targets: with dense targets the coefficient-field terms are off;
-  with sparse targets alone F_W runs at `model.sparse_w0` (configs/fit.py says why)."""
+  """AIM's settings for these targets: when every target kind is in `loss.field_kinds` (3D
+  markers by default), F_W runs at `model.sparse_w0` with the coefficient-field terms; otherwise
+  (dense targets, 2D landmarks) at `model.w0` without them (configs/fit.py says why)."""
   config = ml_collections.ConfigDict(config.to_dict())
-  if 'dense' in targets:
+  kinds = {k.strip() for k in str(config.loss.get('field_kinds', 'markers')).split(',')}
+  if set(targets) <= kinds:
+    if config.model.get('sparse_w0'):
+      config.model.w0 = float(config.model.sparse_w0)
+  else:
     config.loss.coefficient_smooth = 0.0
     config.loss.coefficient_shrink = 0.0
-  elif config.model.get('sparse_w0'):
-    config.model.w0 = float(config.model.sparse_w0)
   return config
 
 
