@@ -15,10 +15,13 @@ the correlation of held-out and true errors is reported over every (condition, s
       --workdir=/tmp/sparse_fitting
 
 A model is `model_dir` (synthetic actor) or `model_dir=actor_dir` (ICT). Fits resume from
-`--workdir`. Writes benchmarks/results/sparse_fitting.json and a plot of error against marker
-count per method (sparse_fitting.png), and prints markdown tables.
+`--workdir`, under a folder per actor keyed by the fitting config and the ground truth (a changed
+config or performance fits anew). Writes benchmarks/results/sparse_fitting.json (merged with the
+file's earlier actors when frames and steps agree) and a plot of error against marker count per
+method (sparse_fitting.png), and prints a line per condition.
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -112,6 +115,13 @@ def load(entry: str):
   return model.actor.name, model, truth, generic
 
 
+def run_key(name: str, config, truth) -> str:
+  """The actor's fit folder: its name and a hash of the fitting config and ground truth."""
+  digest = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode())
+  digest.update(np.ascontiguousarray(truth['frames']).tobytes())
+  return f'{name}_{digest.hexdigest()[:10]}'
+
+
 def condition_config(config, condition: Condition):
   config = methods.scaled_config(config, 'aim', 1.0)  # A copy.
   config.noise.markers_mm = condition.noise if condition.kind == 'markers' else 0.0
@@ -149,7 +159,8 @@ def run_sweep(config, name, model, truth, conditions, log, generic=None) -> dict
     row = {}
     for method in methods.METHODS:
       row[method] = fit_errors(cfg, model, truth, targets,
-                               os.path.join(_WORKDIR.value, name, condition.name), method)
+                               os.path.join(_WORKDIR.value, run_key(name, config, truth),
+                                            condition.name), method)
     if generic is not None and condition.kind != 'landmarks':
       row[f'generic_k{GENERIC_IDENTITY_MODES}'] = generic_errors(generic, model, truth, targets)
     rows[condition.name] = row
@@ -166,7 +177,7 @@ def run_study(config, name, model, truth, condition: Condition, log) -> dict:
   cfg.cv.folds = _FOLDS.value
   targets = condition_targets(condition, model.actor.neutral, model.actor.faces,
                               model.actor.region, truth['frames'], _SEED.value)
-  base = os.path.join(_WORKDIR.value, name, condition.name, 'study')
+  base = os.path.join(_WORKDIR.value, run_key(name, config, truth), condition.name, 'study')
   rows = []
   for scale in scales:
     scaled = methods.scaled_config(cfg, 'aim', scale)
