@@ -14,9 +14,9 @@ Both are means over frames, sampled points and coefficients, so unitless like w.
 fresh random sample of template vertices every step (`mesh_topology.sample_vertices`), not on
 the markers.
 
-`mesh_topology.Topology` holds what the smoothness needs of the mesh; `point_map_energy`
-evaluates any linear map over the point axis of w without forming w for the 'separable' F_W
-(w = A(c) g(z): the map acts on A once and the frames enter through g's Gram matrix).
+`mesh_topology.Topology` holds what the smoothness needs of the mesh. Both terms are linear maps
+over the point axis of w, evaluated without forming w for the 'separable' F_W (w = A(c) g(z):
+the map acts on A once and the frames enter through g's Gram matrix).
 """
 
 from __future__ import annotations
@@ -30,29 +30,28 @@ from aim_jax.fitting.mesh_topology import Topology
 from aim_jax.models import siren
 
 
-def point_map_energy(params, spec: model_lib.FitSpec, coords: jnp.ndarray,
-                     point_map: Callable[[jnp.ndarray], jnp.ndarray],
-                     valid: jnp.ndarray) -> jnp.ndarray:
-  """Mean over valid frames, mapped points and coefficients of (M w_j)^2.
+def _field(params, spec: model_lib.FitSpec, coords: jnp.ndarray, valid: jnp.ndarray):
+  """w at (N, 3) points, as (values over the point axis, frame weights).
 
-  Args:
-    coords: (N, 3) normalised template points where w is evaluated.
-    point_map: a linear map over the leading (point) axis, (N, ...) -> (Q, ...).
-    valid: (F,) 1 for real frames, 0 for padding.
-  Returns:
-    scalar (w is unitless).
+  'separable': (A (N, S-1, R), g's Gram matrix (R, R) over the valid frames); otherwise
+  (w moved to (N, S-1, F), valid (F,)).
   """
   if spec.variant == 'separable':
     a = siren.apply(params['coefficients'], coords, spec.coefficient_mlp())
-    mapped = point_map(a.reshape(coords.shape[0], spec.num_coefficients, spec.rank))
     g = siren.apply(params['code_net'], params['codes'], spec.code_mlp())  # (F, R)
     gram = jnp.einsum('fr,f,ft->rt', g, valid, g) / jnp.maximum(jnp.sum(valid), 1.0)
-    size = mapped.shape[0] * mapped.shape[1]
-    return jnp.einsum('qsr,rt,qst->', mapped, gram, mapped) / size
+    return a.reshape(coords.shape[0], spec.num_coefficients, spec.rank), gram
   w = model_lib.coefficients(params, coords, spec)  # (F, N, S-1)
-  mapped = point_map(jnp.moveaxis(w, 0, -1))  # (Q, S-1, F)
+  return jnp.moveaxis(w, 0, -1), valid
+
+
+def _energy(mapped: jnp.ndarray, frames: jnp.ndarray, separable: bool) -> jnp.ndarray:
+  """Mean over valid frames, points and coefficients of the mapped field squared."""
+  if separable:
+    size = mapped.shape[0] * mapped.shape[1]
+    return jnp.einsum('qsr,rt,qst->', mapped, frames, mapped) / size
   per_frame = jnp.mean(mapped * mapped, axis=(0, 1))
-  return jnp.sum(per_frame * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+  return jnp.sum(per_frame * frames) / jnp.maximum(jnp.sum(frames), 1.0)
 
 
 def umbrella(weights: jnp.ndarray) -> Callable[[jnp.ndarray], jnp.ndarray]:
@@ -80,6 +79,9 @@ def regularisers(params, spec: model_lib.FitSpec, coords: jnp.ndarray, topology:
   """
   neighbours = topology.neighbours[vertex_ids]  # (P, K)
   points = jnp.concatenate([coords[vertex_ids], coords[neighbours.reshape(-1)]])
-  smooth = point_map_energy(params, spec, points, umbrella(topology.weights[vertex_ids]), valid)
-  shrink = point_map_energy(params, spec, coords[vertex_ids], centring, valid)
+  # One evaluation of the field at the centres and their neighbours serves both terms.
+  values, frames = _field(params, spec, points, valid)
+  separable = spec.variant == 'separable'
+  smooth = _energy(umbrella(topology.weights[vertex_ids])(values), frames, separable)
+  shrink = _energy(centring(values[:vertex_ids.shape[0]]), frames, separable)
   return {'coefficient_smooth': smooth, 'coefficient_shrink': shrink}
