@@ -46,6 +46,7 @@ class LossOptions:
   optimize_camera: bool = False
   regularized_points: int = 256
   field_points: int = 128
+  field_kinds: tuple = ('markers',)
 
 
 def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
@@ -62,7 +63,19 @@ def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
                      points_per_step=int(config.train.points_per_step), robust=loss.robust,
                      robust_scale=scale, optimize_camera=loss.optimize_camera,
                      regularized_points=int(loss.regularized_points),
-                     field_points=int(loss.field_points))
+                     field_points=int(loss.field_points), field_kinds=field_kinds(config))
+
+
+def field_kinds(config: ml_collections.ConfigDict) -> tuple:
+  """`loss.field_kinds` as a tuple: the target kinds the coefficient-field terms act on."""
+  text = str(config.loss.get('field_kinds', 'markers'))
+  return tuple(sorted(k.strip() for k in text.split(',') if k.strip()))
+
+
+def field_terms_apply(kinds, targets) -> bool:
+  """Whether the coefficient-field terms act on these targets: every target kind is one of
+  `kinds` (with dense targets, or 1,000 landmarks, they only cost accuracy)."""
+  return set(targets) <= set(kinds)
 
 
 def fit_spec(config: ml_collections.ConfigDict, num_coefficients: int,
@@ -113,7 +126,7 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
     source: {'basis': ModelBasis} (cached), plus {'aim': AIM params} for the uncached path
       (when aim_spec is given the fields are recomputed through the networks every step), and
       {'topology': mesh_topology.Topology} when a coefficient-field term is weighted (they act
-      only when no dense targets are fitted: with dense targets every vertex is constrained).
+      only when every target kind is in `options.field_kinds`: `field_terms_apply`).
     targets: {kind: TargetSet} over the same F frames as params['codes'].
     valid: (F,) 1 for real frames, 0 for padding (excluded from the regularisers).
   """
@@ -142,7 +155,8 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
     w = jnp.concatenate(coefficient_sets, axis=1)
     terms['coefficients'] = objectives.coefficient_magnitude(w, valid)
     terms['temporal'] = objectives.temporal_smoothness(w, frame['raw'], valid)
-    if 'dense' not in targets and any(weights[name] for name in FIELD_TERMS):
+    if (field_terms_apply(options.field_kinds, targets)
+        and any(weights[name] for name in FIELD_TERMS)):
       topology = source['topology']
       ids = mesh_topology.sample_vertices(topology, jax.random.fold_in(key, len(targets)),
                                               options.field_points)
@@ -265,7 +279,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
     raise ValueError('all target kinds must cover the same frames')
   options = loss_options(config)
   weighted = [n for n, w in options.weights if n in FIELD_TERMS and w]
-  if weighted and 'dense' not in targets and 'topology' not in source:
+  if weighted and field_terms_apply(options.field_kinds, targets) and 'topology' not in source:
     raise ValueError(f'loss.{weighted[0]} is weighted but the fit was given no mesh topology')
   optim = OptimizerSettings.from_config(config)
   loop = train_loop.loop_options(config.train, num_steps=int(num_steps or config.train.num_steps))

@@ -76,8 +76,7 @@ def config_for_targets(config: ml_collections.ConfigDict, targets
   markers by default), F_W runs at `model.sparse_w0` with the coefficient-field terms; otherwise
   (dense targets, 2D landmarks) at `model.w0` without them (configs/fit.py says why)."""
   config = ml_collections.ConfigDict(config.to_dict())
-  kinds = {k.strip() for k in str(config.loss.get('field_kinds', 'markers')).split(',')}
-  if set(targets) <= kinds:
+  if fit_lib.field_terms_apply(fit_lib.field_kinds(config), targets):
     if config.model.get('sparse_w0'):
       config.model.w0 = float(config.model.sparse_w0)
   else:
