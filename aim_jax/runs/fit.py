@@ -73,6 +73,13 @@ def check_config(config: ml_collections.ConfigDict):
       raise ValueError(f'train.{name} must be >= 0 (0: all), got {config.train[name]}')
   for variant in ('global', config.model.variant):
     fit_lib.fit_spec(config, 1, variant)  # Activation, variant and sizes.
+  folds = int(config.cv.folds)
+  if folds < 0 or folds == 1:
+    raise ValueError(f'cv.folds must be 0 (off) or >= 2, got {folds}')
+  methods_lib.parse_scales(config.cv.scales)
+  for name in ('markers_mm', 'landmarks_px'):
+    if not float(config.noise[name]) >= 0:
+      raise ValueError(f'noise.{name} must be >= 0, got {config.noise[name]}')
 
 
 def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, workdir: str,

@@ -323,6 +323,9 @@ def test_cli_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     ({'train.points_per_step': -1}, 'train.points_per_step must be'),
     ({'train.num_steps': 0}, 'train.num_steps must be'),
     ({'methods': 'aim,blendshapes'}, 'blendshapes'),
+    ({'cv.folds': 1}, 'cv.folds must be 0'),
+    ({'cv.scales': '1,lots'}, 'cv.scales must be'),
+    ({'noise.markers_mm': -0.3}, 'noise.markers_mm must be'),
 ])
 def test_bad_fit_settings_are_refused_before_loading(tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):
