@@ -136,7 +136,9 @@ def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: st
     scaled = scaled_config(config, method, scale)
     base = os.path.join(workdir, method, 'cv', f'scale_{scale:g}')
 
-    def fit(train, fold, scaled=scaled, base=base):
+    def fit(train, fold, scaled=scaled, base=base, scale=scale):
+      if log:
+        log(f'{method}: held-out fold {fold + 1}/{folds}, regularisation x{scale:g}')
       return fit_method(method, scaled, model, train, os.path.join(base, f'fold_{fold}'),
                         log=None)['frames']
     held_out = cross_validation.cross_validate(fit, targets, folds, int(config.cv.seed), noise)
