@@ -191,10 +191,10 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
             symmetry_batch: int, skinning_jitter_mm: float, fold_margin: float = 0.0):
   """L_Model on one batch. Returns (total, dict of the unweighted terms).
 
-  `weights` maps each term ('reconstruction', 'anatomy', 'anatomy_normal', 'thickness',
+  `weights` maps each term ('reconstruction', 'neutral', 'anatomy', 'anatomy_normal', 'thickness',
   'thickness_small', 'thickness_smooth', 'bone_smooth', 'normal_smooth', 'fold', 'depth_prior',
-  'skinning', 'skinning_smooth', 'symmetry', 'expression_small', 'jaw_prior') to its weight. A
-  term is computed only when its weight (or, for the constraint group 'anatomy',
+  'skinning', 'skinning_smooth', 'symmetry', 'bone_symmetry', 'expression_small', 'jaw_prior')
+  to its weight. A term is computed only when its weight (or, for the constraint group 'anatomy',
   'anatomy_normal', 'thickness', 'skinning', the weight of any term of the group, which share
   one network evaluation) is non-zero; 'jaw_prior' also needs per-shape jaws in `data`,
   'depth_prior' the prior's depths.
@@ -218,6 +218,8 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   rotation, translation = aim.jaw_transforms(params)
   predicted = aim.reconstruct_from_fields(fields, rotation, translation, spec)
   terms = {'reconstruction': losses.reconstruction(predicted, data.shapes[:, index])}
+  if weights.get('neutral', 0.0):  # The neutral once more (ours): s0 = B + D N, shape 0.
+    terms['neutral'] = losses.reconstruction(predicted[:1], data.shapes[:1, index])
   if weights.get('expression_small', 0.0):
     terms['expression_small'] = losses.expression_small(fields['expression'])
   if weights.get('jaw_prior', 0.0) and data.jaw_probe is not None:
@@ -265,12 +267,16 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
       terms['bone_smooth'] = losses.bone_smoothness(own['bone'], nearby['bone'], behind)
     if uses('normal_smooth'):
       terms['normal_smooth'] = losses.normal_smoothness(own['normal'], nearby['normal'])
-  if uses('symmetry'):
+  if uses('symmetry', 'bone_symmetry'):
     partner = data.partner[sub]
     valid = partner >= 0
     mirrored = aim.anatomy(params, data.template[jnp.maximum(partner, 0)], spec,
-                           aim.ANATOMY_NETWORKS)
-    terms['symmetry'] = losses.symmetry(own, mirrored, data.plane, valid)
+                           aim.ANATOMY_NETWORKS if uses('symmetry') else ('bone',))
+    if uses('symmetry'):
+      terms['symmetry'] = losses.symmetry(own, mirrored, data.plane, valid)
+    if uses('bone_symmetry'):
+      terms['bone_symmetry'] = losses.bone_symmetry(own['bone'], mirrored['bone'], data.plane,
+                                                    valid)
   if uses('fold'):
     if full_batch:  # Positions are vertex ids: every triangle, no extra evaluation.
       triangles = fields['bone'][data.fold_faces]
@@ -293,6 +299,8 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
   w, use = config.loss.weights, config.loss.use
   weights = {
       'reconstruction': w.reconstruction,
+      # Ours: the neutral's reconstruction once more (L_R gives it 1/S of its weight).
+      'neutral': w.neutral if use.neutral else 0.0,
       'anatomy': w.anatomy if use.anatomy else 0.0,
       'anatomy_normal': w.anatomy_normal if use.anatomy else 0.0,
       'thickness': w.thickness if use.thickness else 0.0,
@@ -307,6 +315,8 @@ def loss_weights(config: ml_collections.ConfigDict) -> Dict[str, float]:
       'skinning': w.skinning if use.skinning else 0.0,
       'skinning_smooth': w.skinning_smooth if use.skinning else 0.0,
       'symmetry': w.symmetry if use.symmetry else 0.0,
+      # Ours: the bone map alone held to its mirror image (losses.bone_symmetry).
+      'bone_symmetry': w.bone_symmetry if use.bone_symmetry else 0.0,
       'expression_small': w.expression_small if use.expression_small else 0.0,
       # Optional (configs/learn_ict.py): acts only on actors with per-shape jaws (shape_jaws).
       'jaw_prior': w.jaw_prior,

@@ -32,7 +32,13 @@ def test_variants_share_the_full_model():
   assert runs['no_fold'] == {'loss.use.fold': False}
   assert runs['no_anatomy_smooth'] == {'loss.use.anatomy_smooth': False}
   ours = [r for r in studies.rows(config, ['losses']) if r.run in studies.OUR_LOSS_SWITCHES]
-  assert [r.paper_mm for r in ours] == [None, None]
+  assert [r.paper_mm for r in ours] == [None, None, None]
+  assert runs['no_neutral'] == {'loss.use.neutral': False}
+  # A term of ours the learning config does not weight gets no row (it would repeat 'full').
+  assert 'no_bone_symmetry' not in runs
+  config.learn.loss.weights.bone_symmetry = 0.1
+  assert studies.variant_overrides(config, ['losses'])['no_bone_symmetry'] == {
+      'loss.use.bone_symmetry': False}
 
 
 def test_overrides_and_study_names_are_checked():

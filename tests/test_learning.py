@@ -11,6 +11,7 @@ from helpers import assert_trees_close
 
 from aim_jax import learning
 from aim_jax.anatomy import constraints as constraints_lib
+from aim_jax.models import aim
 from configs import learn_test
 
 
@@ -103,7 +104,7 @@ def test_fold_penalty_sees_a_folded_anatomy_and_every_new_term_has_a_gradient(
   spec = learning.model_spec(config, actor)
   params = learning.create_state(config, spec, learning.make_optimizer(config)).params
   new_terms = {'bone_smooth': 'bone', 'normal_smooth': 'normal', 'fold': 'bone',
-               'depth_prior': 'thickness'}
+               'depth_prior': 'thickness', 'bone_symmetry': 'bone', 'neutral': 'thickness'}
   assert learning.make_learning_data(actor, constraints).prior_depth is None
   data = learning.make_learning_data(actor, constraints, depth_prior=True)
   # The synthetic bone meshes lie behind the skin: the prior covers most of the face.
@@ -128,6 +129,17 @@ def test_fold_penalty_sees_a_folded_anatomy_and_every_new_term_has_a_gradient(
   assert float(learning.losses.fold(copy, normal, 0.0)) == 0.0
   turned_over = copy[:, ::-1]
   assert float(learning.losses.fold(turned_over, normal, 0.0)) == pytest.approx(1.0, rel=1e-4)
+  # The neutral term is L_R of shape 0 alone: L_R of S shapes averages it in once.
+  one = lambda p: learning.loss_fn(p, data, jax.random.PRNGKey(1), spec,
+                                   {'reconstruction': 1.0, 'neutral': 1.0}, 0, 0, 64, 2.0)[1]
+  terms = jax.jit(one)(params)
+  shapes = np.asarray(aim.reconstruct(params, actor.neutral, spec))
+  per_shape = np.mean(np.sum((shapes - np.asarray(actor.shapes)) ** 2, axis=-1), axis=-1)
+  assert float(terms['neutral']) == pytest.approx(per_shape[0], rel=1e-4)
+  assert float(terms['reconstruction']) == pytest.approx(per_shape.mean(), rel=1e-4)
   config.loss.use.fold = False
   config.loss.use.anatomy_smooth = False
-  assert all(learning.loss_weights(config)[n] == 0 for n in new_terms)  # depth_prior: off.
+  config.loss.use.bone_symmetry = False
+  config.loss.use.neutral = False
+  # depth_prior and bone_symmetry are 0 in the config already.
+  assert all(learning.loss_weights(config)[n] == 0 for n in new_terms)

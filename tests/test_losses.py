@@ -62,6 +62,21 @@ def test_symmetry_zero_for_mirror_images_positive_otherwise():
   assert float(losses.symmetry(fields, fields, PLANE, jnp.zeros(10, bool))) == 0.0
 
 
+def test_bone_symmetry_reads_the_bone_alone():
+  rng = np.random.default_rng(2)
+  fields = _fields(rng, 8)
+  valid = jnp.ones(8, bool)
+  mirrored_bone = losses.reflect(fields['bone'], PLANE)
+  assert float(losses.bone_symmetry(fields['bone'], mirrored_bone, PLANE, valid)) == (
+      pytest.approx(0.0, abs=1e-4))
+  # A bone 2 mm off its mirror image everywhere: 4 mm^2, whatever D and N do.
+  shifted = mirrored_bone + jnp.array([0.0, 2.0, 0.0])
+  assert float(losses.bone_symmetry(fields['bone'], shifted, PLANE, valid)) == pytest.approx(4.0)
+  half = jnp.arange(8) < 4
+  assert float(losses.bone_symmetry(fields['bone'], shifted.at[4:].add(100.0), PLANE, half)) == (
+      pytest.approx(4.0))
+
+
 def test_reflect_is_an_involution_about_an_offset_plane():
   plane = jnp.array([0.6, 0.8, 0.0, 5.0])
   p = jnp.asarray(np.random.default_rng(1).normal(size=(6, 3)))
