@@ -50,7 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Not in the paper (issue 11): the neutral's reconstruction (mm^2) once more. L_R averages the
   # S shapes, so the neutral, the one shape rebuilt from the anatomy alone (s0 = B + D N), weighs
   # 1/S of it against the anatomy's regularisers; every other shape is built on it. At 5 the
-  # demo's neutral is 0.021 mm off instead of 0.109 (README, 'The anatomy between the
+  # demo's neutral is 0.02 mm off instead of 0.109 (README, 'The anatomy between the
   # constraints').
   config.loss.weights.neutral = 5.0
   config.loss.weights.anatomy = 1.0  # Bone points (mm^2).

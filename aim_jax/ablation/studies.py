@@ -32,12 +32,15 @@ LOSS_SWITCHES = {'no_L_A': 'loss.use.anatomy', 'no_L_K': 'loss.use.skinning',
                  'no_L_Sym': 'loss.use.symmetry', 'no_L_D': 'loss.use.thickness'}
 # Our terms of L_Model (not in the paper; issue 11) and their switches: left out one at a time in
 # the same study, with no paper number.
-OUR_LOSS_SWITCHES = {'no_anatomy_smooth': 'loss.use.anatomy_smooth', 'no_fold': 'loss.use.fold',
-                     'no_bone_symmetry': 'loss.use.bone_symmetry', 'no_neutral': 'loss.use.neutral'}
-# The weights each of our switches turns off: a variant whose weights are all 0 in the learning
-# config would repeat the full model, and is left out.
-OUR_LOSS_WEIGHTS = {'no_anatomy_smooth': ('bone_smooth', 'normal_smooth'), 'no_fold': ('fold',),
-                    'no_bone_symmetry': ('bone_symmetry',), 'no_neutral': ('neutral',)}
+# Each with the weights (loss.weights.*) its switch turns off: a variant whose weights are all 0 in
+# the learning config would repeat the full model, and is left out.
+OUR_LOSS_TERMS = {
+    'no_anatomy_smooth': ('loss.use.anatomy_smooth', ('bone_smooth', 'normal_smooth')),
+    'no_fold': ('loss.use.fold', ('fold',)),
+    'no_bone_symmetry': ('loss.use.bone_symmetry', ('bone_symmetry',)),
+    'no_neutral': ('loss.use.neutral', ('neutral',)),
+}
+OUR_LOSS_SWITCHES = {name: switch for name, (switch, _) in OUR_LOSS_TERMS.items()}
 # The order in which the paper's Table 3 ranks the variants, worst first.
 PAPER_LOSSES_ORDER = ('no_L_A', 'no_L_Sym', 'no_L_K', 'no_L_D', FULL)
 
@@ -91,8 +94,8 @@ def loss_switches(config: ml_collections.ConfigDict) -> Dict[str, str]:
   if not config.studies.losses.get('our_terms', True):
     return dict(LOSS_SWITCHES)
   weights = config.learn.loss.weights
-  ours = {name: switch for name, switch in OUR_LOSS_SWITCHES.items()
-          if any(weights.get(term, 0.0) for term in OUR_LOSS_WEIGHTS[name])}
+  ours = {name: switch for name, (switch, terms) in OUR_LOSS_TERMS.items()
+          if any(weights.get(term, 0.0) for term in terms)}
   return {**LOSS_SWITCHES, **ours}
 
 
