@@ -1,4 +1,5 @@
-"""The AIM L_Model train step in PyTorch (eager), identical in work to `aim_jax.learning`.
+"""The AIM L_Model train step in PyTorch (eager or `torch.compile`), identical in work to
+`aim_jax.learning`'s full-batch step with the default config's terms.
 
 Used only by `benchmarks/learn_step.py` for a same-machine throughput comparison: same networks
 (five SIRENs with the SIREN init), same squashing, jaw skinning with 6D rotations, the same loss
@@ -86,54 +87,131 @@ def _reflect(points, plane):
   return points - 2.0 * ((points @ plane[:3]) - plane[3])[:, None] * plane[:3]
 
 
-def make_stepper(config, actor, constraints):
-  """Returns run(n): n Adam steps of L_Model on the full vertex set (as `learning` does)."""
+def _fold(triangles, skin_normal, margin):
+  a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+  ratio = (torch.cross(b - a, c - a, dim=-1) * skin_normal).sum(-1)
+  return torch.relu(margin - ratio).mean()
+
+
+def make_step(config, actor, constraints):
+  """(model, loss, step, draw): loss(position, jitter) is the total of L_Model on the full
+  vertex set with every term `learning.loss_fn` computes for `config` (a term whose weight is 0
+  is not computed, as there): L_R and the neutral term, L_A, L_D and the small-thickness prior,
+  L_K and its smoothness, L_Sym, the expression prior, the thickness, bone (second difference)
+  and normal smoothness at the regulariser positions `position` (K,) with jitter (K, 3) mm, and
+  the fold penalty on every skin triangle; step(position, jitter) is one Adam step on it; draw()
+  draws a step's positions and jitter. Gradient clipping and the warmup + cosine schedule of
+  our optimiser are left out (element-wise, negligible in cost)."""
   from aim_jax import learning
+  if config.train.batch_size or config.train.constraint_batch:
+    raise ValueError('the PyTorch reference implements full-batch steps only (batch_size 0, '
+                     'constraint_batch 0)')
   torch.manual_seed(0)
   spec = learning.model_spec(config, actor)
   weights = learning.loss_weights(config)
+  unsupported = [k for k in ('bone_symmetry', 'depth_prior', 'jaw_prior') if weights[k]]
+  if unsupported:
+    raise ValueError(f'the PyTorch reference does not implement {unsupported}')
+  uses = lambda *names: any(weights[n] for n in names)
   model = AIM(spec)
-  optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate,
+                               betas=(0.9, config.train.adam_b2))
   template = torch.tensor(actor.neutral)
   shapes = torch.tensor(actor.shapes)
-  partner = torch.tensor(np.maximum(actor.symmetry, 0), dtype=torch.long)
-  valid = torch.tensor(actor.symmetry >= 0, dtype=torch.float32)
+  partner_all = torch.tensor(np.maximum(actor.symmetry, 0), dtype=torch.long)
+  valid_all = torch.tensor(actor.symmetry >= 0, dtype=torch.float32)
   plane = torch.tensor(actor.mirror_plane)
   unconstrained = torch.tensor(~constraints.vertex_mask(), dtype=torch.float32)
   c_points, c_bone = torch.tensor(constraints.points), torch.tensor(constraints.bone_point)
   c_normal, c_thickness = torch.tensor(constraints.bone_normal), torch.tensor(
       constraints.thickness)
   c_id = torch.tensor(constraints.bone_id, dtype=torch.float32)
-  sub = config.train.symmetry_batch
+  faces = torch.tensor(np.asarray(actor.faces), dtype=torch.long)
+  skin_normal = torch.tensor(learning.skin_fold_normals(actor.neutral, actor.faces))
+  num_vertices, sub = template.shape[0], config.train.symmetry_batch
+  sub = min(sub, num_vertices) if sub else num_vertices
+  jitter_mm, margin = config.loss.skinning_jitter_mm, config.loss.fold_margin
   anatomy_names = ('bone', 'normal', 'thickness', 'skinning')
 
-  def step():
-    optimizer.zero_grad(set_to_none=True)
+  def loss(position, jitter):
     f = model.fields(template, anatomy_names + ('expression',))
-    terms = {'reconstruction': ((model.reconstruct(f) - shapes) ** 2).sum(-1).mean()}
+    predicted = model.reconstruct(f)
+    terms = {'reconstruction': ((predicted - shapes) ** 2).sum(-1).mean()}
+    if uses('neutral'):
+      terms['neutral'] = ((predicted[0] - shapes[0]) ** 2).sum(-1).mean()
+    if uses('expression_small'):
+      terms['expression_small'] = (f['expression'] ** 2).sum(-1).mean()
     c = model.fields(c_points, anatomy_names)
     terms['anatomy'] = ((c['bone'] - c_bone) ** 2).sum(-1).mean()
     terms['anatomy_normal'] = (1 - (c['normal'] * c_normal).sum(-1)).mean()
     terms['thickness'] = ((c['thickness'] - c_thickness) ** 2).mean()
     terms['skinning'] = ((c['skinning'] - c_id) ** 2).mean()
     terms['thickness_small'] = (f['thickness'] ** 2 * unconstrained).sum() / unconstrained.sum()
-    jitter = config.loss.skinning_jitter_mm * torch.randn(sub, 3)
-    nearby = model.fields(template[:sub] + jitter, ('skinning',))['skinning']
-    terms['skinning_smooth'] = ((f['skinning'][:sub] - nearby) ** 2).mean()
-    m = model.fields(template[partner[:sub]], anatomy_names)
-    sym = (((_reflect(f['bone'][:sub], plane) - m['bone']) ** 2).sum(-1)
-           + 1 - ((f['normal'][:sub] - 2 * (f['normal'][:sub] @ plane[:3])[:, None] * plane[:3])
-                  * m['normal']).sum(-1)
-           + (f['thickness'][:sub] - m['thickness']) ** 2
-           + (f['skinning'][:sub] - m['skinning']) ** 2)
-    terms['symmetry'] = (sym * valid[:sub]).sum() / valid[:sub].sum().clamp(min=1)
-    total = sum(weights[k] * v for k, v in terms.items())
+    own = {k: f[k][position] for k in anatomy_names}
+    points = template[position]
+    smooth = [n for n, t in (('skinning', 'skinning_smooth'), ('thickness', 'thickness_smooth'),
+                             ('bone', 'bone_smooth'), ('normal', 'normal_smooth')) if uses(t)]
+    if smooth:
+      nearby = model.fields(points + jitter, tuple(smooth))
+      if uses('skinning_smooth'):
+        terms['skinning_smooth'] = ((own['skinning'] - nearby['skinning']) ** 2).mean()
+      if uses('thickness_smooth'):
+        terms['thickness_smooth'] = ((own['thickness'] - nearby['thickness']) ** 2).mean()
+      if uses('bone_smooth'):
+        behind = model.fields(points - jitter, ('bone',))['bone']
+        terms['bone_smooth'] = ((nearby['bone'] + behind - 2 * own['bone']) ** 2).sum(-1).mean()
+      if uses('normal_smooth'):
+        terms['normal_smooth'] = (1 - (own['normal'] * nearby['normal']).sum(-1)).mean()
+    if uses('symmetry'):
+      valid = valid_all[position]
+      m = model.fields(template[partner_all[position]], anatomy_names)
+      n = own['normal']
+      sym = (((_reflect(own['bone'], plane) - m['bone']) ** 2).sum(-1)
+             + 1 - ((n - 2 * (n @ plane[:3])[:, None] * plane[:3]) * m['normal']).sum(-1)
+             + (own['thickness'] - m['thickness']) ** 2
+             + (own['skinning'] - m['skinning']) ** 2)
+      terms['symmetry'] = (sym * valid).sum() / valid.sum().clamp(min=1)
+    if uses('fold'):
+      terms['fold'] = _fold(f['bone'][faces], skin_normal, margin)
+    return sum(weights[k] * v for k, v in terms.items())
+
+  def step(position, jitter):
+    optimizer.zero_grad(set_to_none=True)
+    total = loss(position, jitter)
     total.backward()
     optimizer.step()
-    return total
+    return total.detach()
+
+  def draw():
+    """The step's random draws (regulariser positions and jitter), outside the compiled step."""
+    return torch.randperm(num_vertices)[:sub], jitter_mm * torch.randn(sub, 3)
+
+  return model, loss, step, draw
+
+
+def load_params(model, params):
+  """Copies `aim.init`-layout JAX parameters into the reference model (for the equality check)."""
+  with torch.no_grad():
+    for name, layers in model.nets.items():
+      for layer, p in zip(layers, params[name]):
+        layer.weight.copy_(torch.tensor(np.asarray(p['w']).T))
+        layer.bias.copy_(torch.tensor(np.asarray(p['b'])))
+    model.rot6d.copy_(torch.tensor(np.asarray(params['jaw']['rot6d'])))
+    model.translation.copy_(torch.tensor(np.asarray(params['jaw']['translation'])))
+
+
+def make_stepper(config, actor, constraints, compile_mode=None):
+  """Returns (run(n): n Adam steps of L_Model, warm-up seconds). With compile_mode (e.g.
+  'default', 'max-autotune') the loss and its backward run under `torch.compile` (inductor);
+  the warm-up is the first steps, which compile."""
+  import time
+  _, _, step, draw = make_step(config, actor, constraints)
+  if compile_mode:
+    step = torch.compile(step, mode=compile_mode)
 
   def run(n):
     for _ in range(n):
-      step()
-  run(1)
-  return run
+      step(*draw())
+  start = time.perf_counter()
+  run(2)  # Compiles (and recompiles once for the optimiser's state, when compiled).
+  return run, time.perf_counter() - start
