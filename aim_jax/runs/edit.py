@@ -2,7 +2,8 @@
 
 base model directory + edit config -> the edited model directory (`model_dir.write_edited_model`)
 with edit_report.json (what the edit did, `edit.edit_report`), meshes/ (every edited shape
-coloured by how far it moved, and the neutral before) and renders/before_after.png.
+coloured by how far it moved, and the neutral before), renders/before_after.png and with
+`config.output.usd` model.usdc (`usd_export.write_model`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import ml_collections
 import numpy as np
 
 from aim_jax import edit as edit_lib
-from aim_jax import files, mesh_io, viz
+from aim_jax import files, mesh_io, usd_export, viz
 from aim_jax import model_dir as model_dir_lib
 from aim_jax import workdir as workdir_lib
+from aim_jax.models import aim
 
 
 def render_before_after(path: str, before: Dict, after: Dict, faces: np.ndarray,
@@ -55,6 +57,8 @@ def run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
              log=print) -> Dict:
   """Edits the model in `model_dir`, writes the edited model to `workdir` with its report,
   meshes and before/after renders. Returns the report."""
+  if config.output.get('usd', False):
+    usd_export.require_usd()  # usd-core missing: one line before anything is written.
   workdir_lib.check_usable(workdir)
   with workdir_lib.Lock(workdir, log):
     return _run_edit(config, model_dir, workdir, log)
@@ -75,6 +79,11 @@ def _run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
   report = {'base_model': model_dir, 'edit': description,
             **edit_lib.edit_report(before, after, weight, base.params, base.spec, names)}
   files.write_json(os.path.join(workdir, 'edit_report.json'), report)
+  if config.output.get('usd', False):
+    rotation, translation = (np.asarray(a) for a in aim.jaw_transforms(base.params))
+    usd_export.write_model(os.path.join(workdir, 'model.usdc'), actor, after, rotation,
+                           translation, np.asarray(base.spec.pivot),
+                           metadata={'model_dir': os.path.abspath(workdir)})
   if config.output.meshes:
     folder = os.path.join(workdir, 'meshes')
     os.makedirs(folder, exist_ok=True)

@@ -10,6 +10,8 @@ Layout under the workdir:
                               coefficients (F, V, S-1) (AIM methods), weights (F, S-1) (GBS)
   <method>/meshes/frame_XXXX.<fmt>
   <method>/chunk_XXX/         checkpoints and results of each chunk (resume)
+  <method>/performance.usdc   with config.output.usd (`usd_export.write_performance`; the error
+                              primvars against the ground truth when there is one)
   report.json, per_frame.csv, per_frame_error.png, renders/error_maps.png
 """
 
@@ -22,7 +24,7 @@ from typing import Callable, Dict, Optional
 import ml_collections
 import numpy as np
 
-from aim_jax import files, train_loop
+from aim_jax import files, train_loop, usd_export
 from aim_jax import model_dir as model_dir_lib
 from aim_jax import workdir as workdir_lib
 from aim_jax.data.actor import Actor
@@ -33,6 +35,8 @@ from aim_jax.fitting import plausibility
 from aim_jax.fitting.basis import FitModel
 from aim_jax.runs import identity as identity_lib
 from aim_jax.runs import reporting
+
+USD_FILE = 'performance.usdc'  # <method>/performance.usdc with config.output.usd.
 
 
 def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
@@ -80,6 +84,10 @@ def check_config(config: ml_collections.ConfigDict):
   for name in ('markers_mm', 'landmarks_px'):
     if not float(config.noise[name]) >= 0:
       raise ValueError(f'noise.{name} must be >= 0, got {config.noise[name]}')
+  if config.output.get('usd', False):
+    usd_export.require_usd()  # usd-core missing: one line before anything is loaded.
+    if not float(config.output.get('usd_fps', usd_export.DEFAULT_FPS)) > 0:
+      raise ValueError(f'output.usd_fps must be > 0, got {config.output.usd_fps}')
 
 
 def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, workdir: str,
@@ -120,6 +128,16 @@ def write_report_outputs(workdir: str, config, actor: Actor, results: Dict, eval
                               truth['frames'], results, actor.faces, actor.region, chosen)
 
 
+def write_usd(path: str, config, model: FitModel, result: Dict, truth: Optional[Dict]) -> str:
+  """One method's fitted performance as USD (`usd_export.write_performance`), with the error
+  primvars when there is ground truth."""
+  keys = ('frames', 'jaw_rotation', 'jaw_translation', 'head_rotation', 'head_translation')
+  return usd_export.write_performance(
+      path, model.actor, {k: np.asarray(result[k]) for k in keys if k in result},
+      np.asarray(model.spec.pivot), None if truth is None else truth['frames'],
+      float(config.output.get('usd_fps', usd_export.DEFAULT_FPS)))
+
+
 def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: Dict,
                    truth: Optional[Dict], workdir: str,
                    log: Optional[Callable[[str], None]] = print) -> Dict:
@@ -147,6 +165,8 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
     if config.output.meshes:
       reporting.write_mesh_sequence(os.path.join(out, 'meshes'), results[method]['frames'],
                                     model.actor.faces, config.output.mesh_format)
+    if config.output.get('usd', False):
+      write_usd(os.path.join(out, USD_FILE), config, model, results[method], truth)
   evaluation = methods_lib.evaluate_methods(results, truth, targets, model.actor)
   report = {
       'actor': model.actor.name,

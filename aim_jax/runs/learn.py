@@ -1,8 +1,9 @@
 """Learn-and-evaluate: what `experiments/learn_model.py` runs, as one library call.
 
 actor -> sparse constraints (cached in the model directory) -> learning (resumable) ->
-evaluation -> meshes, renders, loss curves (`learn_outputs.py`) and `summary.json` in the
-workdir, which is a model directory (`aim_jax/model_dir.py`).
+evaluation -> meshes, renders, loss curves (`learn_outputs.py`), `summary.json` and with
+`config.output.usd` model.usdc (`usd_export.write_model`) in the workdir, which is a model
+directory (`aim_jax/model_dir.py`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import numpy as np
 
 from aim_jax import anatomy_quality as quality_lib
 from aim_jax import eval as eval_lib
-from aim_jax import files, learning, model_dir, train_loop
+from aim_jax import files, learning, model_dir, train_loop, usd_export
 from aim_jax import workdir as workdir_lib
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.data.actor import Actor
 from aim_jax.models import aim
 from aim_jax.runs import identity as identity_lib
 from aim_jax.runs import learn_outputs
+
+USD_FILE = 'model.usdc'  # With config.output.usd (aim_jax/usd_export.py).
 
 
 def constraints_for(actor: Actor, config: ml_collections.ConfigDict, workdir: str,
@@ -104,6 +107,8 @@ def learn_and_evaluate(config: ml_collections.ConfigDict, actor: Actor, workdir:
   `workdir.WorkdirError`, unless `restart`, which moves the old run aside). `model.json` is
   written once the learned state exists; nothing is written from a diverged state.
   """
+  if config.output.get('usd', False):
+    usd_export.require_usd()  # usd-core missing: one line now, not after learning.
   spec = learning.model_spec(config, actor)
   learning.StepSettings.from_config(config, spec)  # Bad batch sizes fail here, in one line.
   train_loop.loop_options(config.train)  # So do bad step counts and intervals.
@@ -125,6 +130,10 @@ def _learn_and_evaluate(config, actor, workdir, log):
   summary, fields = evaluate(params, spec, actor, constraints)
   summary['learning_seconds_this_run'] = time.perf_counter() - start
   learn_outputs.write_learning_outputs(workdir, config, actor, constraints, fields, summary)
+  if config.output.get('usd', False):
+    rotation, translation = (np.asarray(a) for a in aim.jaw_transforms(params))
+    usd_export.write_model(os.path.join(workdir, USD_FILE), actor, fields, rotation, translation,
+                           np.asarray(spec.pivot), metadata={'model_dir': os.path.abspath(workdir)})
   files.write_json(os.path.join(workdir, 'summary.json'), summary)
   if log:
     log(learn_outputs.format_summary(summary))
