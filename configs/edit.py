@@ -28,5 +28,4 @@ def get_config():
   config.output.view = 'three_quarter'
   # Shapes rendered before / after besides the neutral (missing names are skipped).
   config.output.render_shapes = 'jaw_open_wide,smile,cheek_puff'
-  config.output.usd = False  # Also model.usdc of the edited model (needs usd-core).
   return config

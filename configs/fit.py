@@ -108,6 +108,4 @@ def get_config():
   config.output.mesh_format = 'ply'
   config.output.render = True
   config.output.render_frames = 4       # Error-map renders of this many frames per method.
-  config.output.usd = False             # Also <method>/performance.usdc (needs usd-core).
-  config.output.usd_fps = 30.0          # Its frames per second (the data records none).
   return config

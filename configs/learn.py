@@ -132,5 +132,4 @@ def get_config() -> ml_collections.ConfigDict:
   config.output.mesh_format = 'ply'  # 'ply' | 'obj'.
   config.output.render = True
   config.output.shapes_to_render = 4  # Reconstructed shapes rendered next to their targets.
-  config.output.usd = False  # Also model.usdc (aim_jax/usd_export.py; needs usd-core).
   return config

@@ -23,6 +23,8 @@ _MODEL_DIR = flags.DEFINE_string('model_dir', None, 'The model to edit (a model 
                                  required=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the edited model goes (new).',
                                required=True)
+_USD = flags.DEFINE_bool('usd', False, 'Also write the edited model as <workdir>/model.usdc '
+                         '(docs/usd.md; needs usd-core).')
 
 
 def main(argv):
@@ -30,7 +32,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   with one_line_errors():
     edit_run.run_edit(_CONFIG.value, _MODEL_DIR.value, _WORKDIR.value,
-                      log=lambda line: print(line, flush=True))
+                      log=lambda line: print(line, flush=True), usd=_USD.value)
 
 
 if __name__ == '__main__':

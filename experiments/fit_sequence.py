@@ -15,6 +15,7 @@ npz (formats: aim_jax/fitting/io.py and the README). A rerun with the same workd
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from aim_jax import usd_export
 from aim_jax.runs import fit as fit_run
 from aim_jax.runs.errors import one_line_errors, run_main
 
@@ -30,6 +31,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where fits and reports go.', re
 _RESTART = flags.DEFINE_bool('restart', False, 'Start over in a workdir that holds a fit of '
                              'another model, other targets or another config: the old fit is '
                              'moved aside.')
+_USD = flags.DEFINE_bool('usd', False, 'Also write each method\'s fit as '
+                         '<workdir>/<method>/performance.usdc (docs/usd.md; needs usd-core).')
+_USD_FPS = flags.DEFINE_float('usd_fps', usd_export.DEFAULT_FPS,
+                              'Frames per second of the USD performance.')
 
 
 def main(argv):
@@ -38,7 +43,8 @@ def main(argv):
   with one_line_errors():
     fit_run.run_fit(_CONFIG.value, _MODEL_DIR.value, _TARGETS.value, _WORKDIR.value,
                     ground_truth=_GROUND_TRUTH.value, units=_UNITS.value,
-                    log=lambda line: print(line, flush=True), restart=_RESTART.value)
+                    log=lambda line: print(line, flush=True), restart=_RESTART.value,
+                    usd_fps=_USD_FPS.value if _USD.value else None)
 
 
 if __name__ == '__main__':

@@ -21,6 +21,8 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints and outputs g
 _ACTOR = flags.DEFINE_string('actor', 'synthetic', '"synthetic" or an actor folder.')
 _RESTART = flags.DEFINE_bool('restart', False, 'Start over in a workdir that holds a run of '
                              'another actor or config: the old run is moved aside.')
+_USD = flags.DEFINE_bool('usd', False, 'Also write the model as <workdir>/model.usdc '
+                         '(docs/usd.md; needs usd-core).')
 
 
 def main(argv):
@@ -31,7 +33,7 @@ def main(argv):
     actor = load_actor_source(_ACTOR.value, config)
     learn_run.learn_and_evaluate(config, actor, _WORKDIR.value,
                                  log=lambda line: print(line, flush=True),
-                                 restart=_RESTART.value)
+                                 restart=_RESTART.value, usd=_USD.value)
 
 
 if __name__ == '__main__':

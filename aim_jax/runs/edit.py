@@ -2,8 +2,8 @@
 
 base model directory + edit config -> the edited model directory (`model_dir.write_edited_model`)
 with edit_report.json (what the edit did, `edit.edit_report`), meshes/ (every edited shape
-coloured by how far it moved, and the neutral before), renders/before_after.png and with
-`config.output.usd` model.usdc (`usd_export.write_model`).
+coloured by how far it moved, and the neutral before), renders/before_after.png and, when
+asked, model.usdc (`usd_export.write_model`).
 """
 
 from __future__ import annotations
@@ -54,18 +54,18 @@ def render_before_after(path: str, before: Dict, after: Dict, faces: np.ndarray,
 
 
 def run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
-             log=print) -> Dict:
+             log=print, usd: bool = False) -> Dict:
   """Edits the model in `model_dir`, writes the edited model to `workdir` with its report,
-  meshes and before/after renders. Returns the report."""
-  if config.output.get('usd', False):
+  meshes and before/after renders (with `usd`, model.usdc too). Returns the report."""
+  if usd:
     usd_export.require_usd()  # usd-core missing: one line before anything is written.
   workdir_lib.check_usable(workdir)
   with workdir_lib.Lock(workdir, log):
-    return _run_edit(config, model_dir, workdir, log)
+    return _run_edit(config, model_dir, workdir, log, usd)
 
 
 def _run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
-              log=print) -> Dict:
+              log=print, usd: bool = False) -> Dict:
   base = model_dir_lib.load_model(model_dir)
   actor = model_dir_lib.actor_of_model(base.info)
   ops, description = edit_lib.make_ops(config, actor)
@@ -79,7 +79,7 @@ def _run_edit(config: ml_collections.ConfigDict, model_dir: str, workdir: str,
   report = {'base_model': model_dir, 'edit': description,
             **edit_lib.edit_report(before, after, weight, base.params, base.spec, names)}
   files.write_json(os.path.join(workdir, 'edit_report.json'), report)
-  if config.output.get('usd', False):
+  if usd:
     rotation, translation = (np.asarray(a) for a in aim.jaw_transforms(base.params))
     usd_export.write_model(os.path.join(workdir, 'model.usdc'), actor, after, rotation,
                            translation, np.asarray(base.spec.pivot),

@@ -10,7 +10,7 @@ Layout under the workdir:
                               coefficients (F, V, S-1) (AIM methods), weights (F, S-1) (GBS)
   <method>/meshes/frame_XXXX.<fmt>
   <method>/chunk_XXX/         checkpoints and results of each chunk (resume)
-  <method>/performance.usdc   with config.output.usd (`usd_export.write_performance`; the error
+  <method>/performance.usdc   when asked (`usd_fps`; `usd_export.write_performance`; the error
                               primvars against the ground truth when there is one)
   report.json, per_frame.csv, per_frame_error.png, renders/error_maps.png
 """
@@ -36,7 +36,7 @@ from aim_jax.fitting.basis import FitModel
 from aim_jax.runs import identity as identity_lib
 from aim_jax.runs import reporting
 
-USD_FILE = 'performance.usdc'  # <method>/performance.usdc with config.output.usd.
+USD_FILE = 'performance.usdc'  # <method>/performance.usdc when `usd_fps` is given.
 
 
 def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
@@ -84,30 +84,40 @@ def check_config(config: ml_collections.ConfigDict):
   for name in ('markers_mm', 'landmarks_px'):
     if not float(config.noise[name]) >= 0:
       raise ValueError(f'noise.{name} must be >= 0, got {config.noise[name]}')
-  if config.output.get('usd', False):
-    usd_export.require_usd()  # usd-core missing: one line before anything is loaded.
-    if not float(config.output.get('usd_fps', usd_export.DEFAULT_FPS)) > 0:
-      raise ValueError(f'output.usd_fps must be > 0, got {config.output.usd_fps}')
+
+
+def check_usd(usd_fps: Optional[float]):
+  """Fails in one line, before anything runs, when USD is asked for (`usd_fps` not None) and
+  usd-core is missing or the frame rate is not positive."""
+  if usd_fps is None:
+    return
+  usd_export.require_usd()
+  if not float(usd_fps) > 0:
+    raise ValueError(f'the USD frame rate must be > 0 frames per second, got {usd_fps}')
 
 
 def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, workdir: str,
             ground_truth: Optional[str] = None, units: str = 'mm',
-            log: Optional[Callable[[str], None]] = print, restart: bool = False) -> Dict:
+            log: Optional[Callable[[str], None]] = print, restart: bool = False,
+            usd_fps: Optional[float] = None) -> Dict:
   """Loads the model directory and the targets (`read_sequence`), checks them against each other
   (`fitting/plausibility.py`), then `fit_and_report` in the locked workdir.
 
   The methods, step counts and intervals are checked before the model is loaded, so a typo
   fails fast. A workdir holding a fit of another model, other targets or another config is
-  refused (`workdir.WorkdirError`) unless `restart`, which moves the old fit aside.
+  refused (`workdir.WorkdirError`) unless `restart`, which moves the old fit aside. With
+  `usd_fps` each method's fit is also written as USD at that frame rate (usd-core missing:
+  UsdExportError before anything is loaded).
   """
   check_config(config)
+  check_usd(usd_fps)
   model = model_dir_lib.load_fit_model(model_dir)
   sequence, truth = read_sequence(config, model.actor, targets, ground_truth, units)
   plausibility.check_targets(sequence, model.actor.neutral,
                              'synthetic targets' if targets == 'synthetic' else targets)
   identity = identity_lib.fitting_identity(config, model_dir, sequence, truth)
   with workdir_lib.open_run(workdir, identity, restart=restart, log=log):
-    return fit_and_report(config, model, sequence, truth, workdir, log=log)
+    return fit_and_report(config, model, sequence, truth, workdir, log=log, usd_fps=usd_fps)
 
 
 def write_report_outputs(workdir: str, config, actor: Actor, results: Dict, evaluation: Dict,
@@ -128,21 +138,23 @@ def write_report_outputs(workdir: str, config, actor: Actor, results: Dict, eval
                               truth['frames'], results, actor.faces, actor.region, chosen)
 
 
-def write_usd(path: str, config, model: FitModel, result: Dict, truth: Optional[Dict]) -> str:
+def write_usd(path: str, model: FitModel, result: Dict, truth: Optional[Dict],
+              fps: float = usd_export.DEFAULT_FPS) -> str:
   """One method's fitted performance as USD (`usd_export.write_performance`), with the error
   primvars when there is ground truth."""
   keys = ('frames', 'jaw_rotation', 'jaw_translation', 'head_rotation', 'head_translation')
   return usd_export.write_performance(
       path, model.actor, {k: np.asarray(result[k]) for k in keys if k in result},
-      np.asarray(model.spec.pivot), None if truth is None else truth['frames'],
-      float(config.output.get('usd_fps', usd_export.DEFAULT_FPS)))
+      np.asarray(model.spec.pivot), None if truth is None else truth['frames'], fps)
 
 
 def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: Dict,
                    truth: Optional[Dict], workdir: str,
-                   log: Optional[Callable[[str], None]] = print) -> Dict:
-  """Fits every method of `config.methods` in `workdir` (resuming), writes every output and
-  returns the report."""
+                   log: Optional[Callable[[str], None]] = print,
+                   usd_fps: Optional[float] = None) -> Dict:
+  """Fits every method of `config.methods` in `workdir` (resuming), writes every output (with
+  `usd_fps`, <method>/performance.usdc at that frame rate too) and returns the report."""
+  check_usd(usd_fps)
   methods = methods_lib.parse_methods(config)
   os.makedirs(workdir, exist_ok=True)
   num_frames = next(iter(targets.values())).num_frames
@@ -165,8 +177,8 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
     if config.output.meshes:
       reporting.write_mesh_sequence(os.path.join(out, 'meshes'), results[method]['frames'],
                                     model.actor.faces, config.output.mesh_format)
-    if config.output.get('usd', False):
-      write_usd(os.path.join(out, USD_FILE), config, model, results[method], truth)
+    if usd_fps is not None:
+      write_usd(os.path.join(out, USD_FILE), model, results[method], truth, usd_fps)
   evaluation = methods_lib.evaluate_methods(results, truth, targets, model.actor)
   report = {
       'actor': model.actor.name,

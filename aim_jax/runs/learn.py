@@ -1,9 +1,9 @@
 """Learn-and-evaluate: what `experiments/learn_model.py` runs, as one library call.
 
 actor -> sparse constraints (cached in the model directory) -> learning (resumable) ->
-evaluation -> meshes, renders, loss curves (`learn_outputs.py`), `summary.json` and with
-`config.output.usd` model.usdc (`usd_export.write_model`) in the workdir, which is a model
-directory (`aim_jax/model_dir.py`).
+evaluation -> meshes, renders, loss curves (`learn_outputs.py`), `summary.json` and, when
+asked, model.usdc (`usd_export.write_model`) in the workdir, which is a model directory
+(`aim_jax/model_dir.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from aim_jax.models import aim
 from aim_jax.runs import identity as identity_lib
 from aim_jax.runs import learn_outputs
 
-USD_FILE = 'model.usdc'  # With config.output.usd (aim_jax/usd_export.py).
+USD_FILE = 'model.usdc'  # learn_and_evaluate(usd=True) (aim_jax/usd_export.py).
 
 
 def constraints_for(actor: Actor, config: ml_collections.ConfigDict, workdir: str,
@@ -99,15 +99,16 @@ def check_constraint_fraction(actor: Actor, constraints: constraints_lib.SparseC
 
 def learn_and_evaluate(config: ml_collections.ConfigDict, actor: Actor, workdir: str,
                        log: Optional[Callable[[str], None]] = print,
-                       restart: bool = False) -> Dict:
+                       restart: bool = False, usd: bool = False) -> Dict:
   """Learns an AIM for `actor` in `workdir` (resuming if it holds a checkpoint), evaluates it
   and writes every output. Returns the summary written to `workdir/summary.json`.
 
   The workdir is locked for the run and must hold a run of the same actor and config (else
   `workdir.WorkdirError`, unless `restart`, which moves the old run aside). `model.json` is
-  written once the learned state exists; nothing is written from a diverged state.
+  written once the learned state exists; nothing is written from a diverged state. With `usd`
+  the model is also written as `USD_FILE` (usd-core missing: UsdExportError before anything).
   """
-  if config.output.get('usd', False):
+  if usd:
     usd_export.require_usd()  # usd-core missing: one line now, not after learning.
   spec = learning.model_spec(config, actor)
   learning.StepSettings.from_config(config, spec)  # Bad batch sizes fail here, in one line.
@@ -118,10 +119,10 @@ def learn_and_evaluate(config: ml_collections.ConfigDict, actor: Actor, workdir:
         'Learn in another workdir')
   identity = identity_lib.learning_identity(config, actor)
   with workdir_lib.open_run(workdir, identity, restart=restart, log=log):
-    return _learn_and_evaluate(config, actor, workdir, log)
+    return _learn_and_evaluate(config, actor, workdir, log, usd)
 
 
-def _learn_and_evaluate(config, actor, workdir, log):
+def _learn_and_evaluate(config, actor, workdir, log, usd):
   constraints = constraints_for(actor, config, workdir, log)
   check_constraint_fraction(actor, constraints, config, log)
   start = time.perf_counter()
@@ -130,7 +131,7 @@ def _learn_and_evaluate(config, actor, workdir, log):
   summary, fields = evaluate(params, spec, actor, constraints)
   summary['learning_seconds_this_run'] = time.perf_counter() - start
   learn_outputs.write_learning_outputs(workdir, config, actor, constraints, fields, summary)
-  if config.output.get('usd', False):
+  if usd:
     rotation, translation = (np.asarray(a) for a in aim.jaw_transforms(params))
     usd_export.write_model(os.path.join(workdir, USD_FILE), actor, fields, rotation, translation,
                            np.asarray(spec.pivot), metadata={'model_dir': os.path.abspath(workdir)})
