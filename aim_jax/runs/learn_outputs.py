@@ -20,6 +20,31 @@ from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
 
 
+def reconstruction_error(shapes: np.ndarray, targets: np.ndarray) -> np.ndarray:
+  """(V,) mm per-vertex reconstruction error, the mean over the (S, V, 3) learning shapes."""
+  return np.linalg.norm(shapes - targets, axis=-1).mean(axis=0)
+
+
+def field_colors(fields: Dict[str, np.ndarray], error: np.ndarray) -> Dict[str, np.ndarray]:
+  """How a learned model's neutral is coloured (in its meshes, and in the viewer).
+
+  Args:
+    fields: 'thickness' (V,) mm, 'skinning' (V,), 'normal' (V, 3) at the neutral's vertices.
+    error: (V,) mm per-vertex error (`reconstruction_error`).
+  Returns:
+    (V, 4) uint8 RGBA for 'thickness' (magma, 0 to its 99th percentile), 'skinning' (coolwarm,
+    0 to 1), 'normal' (RGB = 0.5 n + 0.5) and 'error' (inferno, 0 to its 99th percentile).
+  """
+  thickness_top = float(np.percentile(fields['thickness'], 99))
+  return {
+      'thickness': viz.scalar_colors(fields['thickness'], 'magma', 0.0, thickness_top),
+      'skinning': viz.scalar_colors(fields['skinning'], 'coolwarm', 0.0, 1.0),
+      'normal': viz.normal_colors(fields['normal']),
+      'error': viz.scalar_colors(error, 'inferno', 0.0, max(float(np.percentile(error, 99)),
+                                                            1e-6)),
+  }
+
+
 def write_learning_outputs(workdir: str, config, actor: Actor, constraints: SparseConstraints,
                            fields: Dict[str, np.ndarray], summary: Dict):
   """Writes meshes, renders and the loss-curve plot of a learned model.
@@ -35,15 +60,9 @@ def write_learning_outputs(workdir: str, config, actor: Actor, constraints: Spar
   for i, name in enumerate(actor.shape_names):
     mesh_io.write_colored_mesh(os.path.join(mesh_dir, 'reconstructed', f'{name}.{fmt}'),
                                fields['shapes'][i], faces)
-  error = np.linalg.norm(fields['shapes'] - actor.shapes, axis=-1).mean(axis=0)
+  error = reconstruction_error(fields['shapes'], actor.shapes)
   thickness_range = (0.0, float(np.percentile(fields['thickness'], 99)))
-  coloured = {
-      'thickness': viz.scalar_colors(fields['thickness'], 'magma', *thickness_range),
-      'skinning': viz.scalar_colors(fields['skinning'], 'coolwarm', 0.0, 1.0),
-      'normal': viz.normal_colors(fields['normal']),
-      'error': viz.scalar_colors(error, 'inferno', 0.0, max(float(np.percentile(error, 99)),
-                                                            1e-6)),
-  }
+  coloured = field_colors(fields, error)
   neutral = fields['shapes'][0]
   for name, colors in coloured.items():
     mesh_io.write_colored_mesh(os.path.join(mesh_dir, f'neutral_{name}.{fmt}'), neutral, faces,

@@ -86,9 +86,9 @@ def _reference_neutral(model: FitModel) -> np.ndarray:
   return np.asarray(model.actor.neutral)
 
 
-def _synthetic_truths(config, source_model: FitModel, target_model: FitModel,
-                      fit_dir: Optional[str], log):
-  """Source and target ground truth of the synthetic recipe (same controls on each actor)."""
+def synthetic_recipe(config, fit_dir: Optional[str]) -> tuple:
+  """(num_frames, seed) of the synthetic recipe a retargeting plays: the source fit's own (its
+  report.json's config) when `fit_dir` has one, else `config.fit.synthetic`'s."""
   s = config.fit.synthetic
   num_frames, seed = s.num_frames, s.seed
   report_path = os.path.join(fit_dir, 'report.json') if fit_dir else None
@@ -96,6 +96,13 @@ def _synthetic_truths(config, source_model: FitModel, target_model: FitModel,
     fit_config = files.read_json(report_path).get('config', {}).get('synthetic', {})
     num_frames = fit_config.get('num_frames', num_frames)
     seed = fit_config.get('seed', seed)
+  return num_frames, seed
+
+
+def _synthetic_truths(config, source_model: FitModel, target_model: FitModel,
+                      fit_dir: Optional[str], log):
+  """Source and target ground truth of the synthetic recipe (same controls on each actor)."""
+  num_frames, seed = synthetic_recipe(config, fit_dir)
   weights, names = synthetic_performance.performance_controls(num_frames, seed)
   out = {}
   for side, model in (('source', source_model), ('target', target_model)):
