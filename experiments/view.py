@@ -21,9 +21,10 @@ from aim_jax.viewer import scene
 _MODEL_DIR = flags.DEFINE_string('model_dir', None, 'A model directory (learned or edited).',
                                  required=True)
 _FIT_DIR = flags.DEFINE_string('fit_dir', None, 'A fit_sequence.py or retarget.py workdir.')
-_GROUND_TRUTH = flags.DEFINE_string('ground_truth', 'auto', '"auto" (the synthetic '
-                                    'performance when the run was of it), "none", or frames '
-                                    '(npz or a folder of meshes) for the error colours.')
+_GROUND_TRUTH = flags.DEFINE_string('ground_truth', 'auto', 'For the error colours: "auto" '
+                                    '(the synthetic performance when the run\'s records say it '
+                                    'was of it), "synthetic" (the one its report.json names, '
+                                    'unchecked), "none", or frames (npz or a folder of meshes).')
 _HOST = flags.DEFINE_string('host', '127.0.0.1', 'Address to serve on (0.0.0.0: every '
                             'interface).')
 _PORT = flags.DEFINE_integer('port', 8080, 'Port (the next free one when taken).')

@@ -256,6 +256,13 @@ def test_auto_ground_truth_only_for_the_synthetic_targets_the_fit_recorded(tiny_
   other.synthetic.seed = 7  # The report now names other targets than the identity recorded.
   files.write_json(str(tmp_path / 'report.json'), {'config': other.to_dict()})
   assert data.load_performance(str(tmp_path), loaded, actor, log=None).truth is None
+  # 'synthetic' takes the report's performance without the check.
+  forced = data.load_performance(str(tmp_path), loaded, actor, 'synthetic', log=None)
+  played = synthetic_performance.make_performance(actor, other.synthetic.num_frames, 7)
+  np.testing.assert_array_equal(forced.truth.frames, played.frames)
+  os.remove(tmp_path / 'report.json')
+  with pytest.raises(data.ViewerError, match='ground_truth=synthetic needs'):
+    data.load_performance(str(tmp_path), loaded, actor, 'synthetic', log=None)
 
 
 def test_a_retargeting_directory_gives_aim_and_delta_transfer(tiny_model, tmp_path):

@@ -5,10 +5,11 @@ method fitted, e.g. aim, aim_global, gbs) or a retargeting run's (`runs/retarget
 `target_performance.npz` with the AIM retargeted frames and jaws and the delta-transfer frames).
 A fit of an edited model, or a retargeting onto one, is shown with the edited model directory.
 
-Ground truth (`--ground_truth`): 'auto' finds it where the run's own inputs say it is known (a
+Ground truth (`--ground_truth`): 'auto' finds it where the run's own records say it is known (a
 fit of the synthetic actor's held-out performance, recognised by the fit's recorded target hash;
-a retargeting whose report names the synthetic recipe), a path reads frames (an npz or a folder
-of meshes, `fitting/io.read_ground_truth`), 'none' shows none.
+a retargeting whose report names the synthetic recipe); 'synthetic' takes the synthetic
+performance of the run's report.json without that check; a path reads frames (an npz or a
+folder of meshes, `fitting/io.read_ground_truth`); 'none' shows none.
 """
 
 from __future__ import annotations
@@ -123,38 +124,44 @@ def read_tracks(path: str, num_vertices: int) -> Tuple[str, Tuple[scene.Track, .
   return 'fit', tuple(tracks)
 
 
-def synthetic_fit_truth(fit_dir: str, actor: Actor) -> Optional[dict]:
+def _report(path: str) -> dict:
+  report_path = os.path.join(path, 'report.json')
+  return files.read_json(report_path) if os.path.isfile(report_path) else {}
+
+
+def synthetic_fit_truth(fit_dir: str, actor: Actor, check: bool = True) -> Optional[dict]:
   """The ground truth of a fit of the synthetic actor's held-out performance, else None.
 
-  The fit's report.json holds its config; the synthetic targets that config makes for the
-  model's actor are the fit's own only when their content hash is the one its identity.json
-  recorded (`runs/identity.py`), so a fit of other targets is never compared with it.
+  The fit's report.json holds its config, and so the performance's frame count and seed. With
+  `check`, the synthetic targets that config makes for the model's actor must also be the fit's
+  own: their content hash the one its identity.json recorded (`runs/identity.py`), so a fit of
+  other targets is never compared with the synthetic performance.
   """
-  report_path = os.path.join(fit_dir, 'report.json')
-  recorded = workdir_lib.read_identity(fit_dir)
-  if actor.ground_truth is None or recorded is None or not os.path.isfile(report_path):
+  report = _report(fit_dir)
+  if actor.ground_truth is None or 'synthetic' not in report.get('config', {}):
     return None
-  config = ml_collections.ConfigDict(files.read_json(report_path).get('config', {}))
-  if 'synthetic' not in config:
-    return None
+  config = ml_collections.ConfigDict(report['config'])
   targets, truth = methods_lib.synthetic_sequence_targets(config, actor)
-  if identity_lib.targets_hash(targets, truth) != recorded.get('targets'):
-    return None
+  if check:
+    recorded = workdir_lib.read_identity(fit_dir)
+    if recorded is None or identity_lib.targets_hash(targets, truth) != recorded.get('targets'):
+      return None
   return truth
 
 
 def synthetic_retarget_truth(retarget_dir: str, model: model_dir_lib.LoadedModel,
-                             actor: Actor) -> Optional[dict]:
-  """The ground truth of a retargeting whose report names the synthetic recipe (the same
-  recipe played on the target actor, `runs/retarget.py`), else None (also for an edited
-  target, whose actor is not the one the recipe plays)."""
-  report_path = os.path.join(retarget_dir, 'report.json')
-  if actor.ground_truth is None or model.edit is not None or not os.path.isfile(report_path):
+                             actor: Actor, check: bool = True) -> Optional[dict]:
+  """The ground truth of a retargeting of the synthetic recipe: the same recipe played on the
+  target actor (`runs/retarget.py`), with its frame count and seed from the report (and the
+  source fit's); with `check` only when the report says that was its ground truth. None for a
+  model without synthetic ground truth or an edited one (the recipe plays the unedited actor).
+  """
+  report = _report(retarget_dir)
+  if actor.ground_truth is None or model.edit is not None or 'config' not in report:
     return None
-  report = files.read_json(report_path)
-  if report.get('ground_truth') != SYNTHETIC_RECIPE:
+  if check and report.get('ground_truth') != SYNTHETIC_RECIPE:
     return None
-  config = ml_collections.ConfigDict(report.get('config', {}))
+  config = ml_collections.ConfigDict(report['config'])
   num_frames, seed = retarget_run.synthetic_recipe(config, report.get('source_fit'))
   p = synthetic_performance.make_performance(actor, num_frames, seed)
   return {'frames': p.frames, 'jaw_rotation': p.jaw_rotation,
@@ -170,9 +177,14 @@ def read_truth(path: str, kind: str, ground_truth: str, model: model_dir_lib.Loa
   """
   if ground_truth == 'none':
     return None
-  if ground_truth == 'auto':
-    truth = (synthetic_fit_truth(path, actor) if kind == 'fit'
-             else synthetic_retarget_truth(path, model, actor))
+  if ground_truth in ('auto', 'synthetic'):
+    check = ground_truth == 'auto'
+    truth = (synthetic_fit_truth(path, actor, check) if kind == 'fit'
+             else synthetic_retarget_truth(path, model, actor, check))
+    if ground_truth == 'synthetic' and (truth is None or truth['frames'].shape[0] != num_frames):
+      raise ViewerError(f'{path}: --ground_truth=synthetic needs a model of the synthetic actor '
+                        f'(unedited, for a retargeting) and the run\'s report.json with its '
+                        f'config, for {num_frames} frames')
     if truth is None or truth['frames'].shape[0] != num_frames:
       return None
   else:
