@@ -2,7 +2,10 @@
 
 The loop is deterministic given the config seed: the batch of step i is drawn from
 `fold_in(seed, i)`, so a run killed and resumed from its last orbax checkpoint reaches the same
-parameters as an uninterrupted one.
+parameters as an uninterrupted one. With several devices (GPUs, or
+XLA_FLAGS=--xla_force_host_platform_device_count=N on a CPU) each step's query points are split
+across them (data parallel, parameters replicated; `_split_points`), reaching the parameters of
+one device to float tolerance.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aim_jax import geometry, losses, train_loop
 from aim_jax.anatomy import depths as depths_lib
@@ -186,9 +190,34 @@ def regulariser_positions(key: jax.Array, count: int, size: int) -> jnp.ndarray:
   return jnp.arange(count)
 
 
+POINTS_AXIS = 'points'
+
+
+def point_mesh() -> Optional[Mesh]:
+  """A 1-D mesh of every device along `POINTS_AXIS`, or None with a single device."""
+  devices = jax.devices()
+  return Mesh(np.asarray(devices), (POINTS_AXIS,)) if len(devices) > 1 else None
+
+
+def _split_points(x: jnp.ndarray, axis: int = 0) -> jnp.ndarray:
+  """Inside a jitted step: asks XLA to split x's `axis` (query points) across the devices.
+
+  Data parallelism over query points: every network evaluation and loss term on these points
+  runs on each device's share, the parameters stay replicated, and XLA sums the gradients
+  across devices. Uneven splits are allowed (XLA pads). A no-op with one device.
+  """
+  mesh = point_mesh()
+  if mesh is None:
+    return x
+  spec = [None] * x.ndim
+  spec[axis] = POINTS_AXIS
+  return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec(*spec)))
+
+
 def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
             weights: Dict[str, float], batch_size: int, constraint_batch: int,
-            symmetry_batch: int, skinning_jitter_mm: float, fold_margin: float = 0.0):
+            symmetry_batch: int, skinning_jitter_mm: float, fold_margin: float = 0.0,
+            shard_points: bool = False):
   """L_Model on one batch. Returns (total, dict of the unweighted terms).
 
   `weights` maps each term ('reconstruction', 'neutral', 'anatomy', 'anatomy_normal', 'thickness',
@@ -205,7 +234,12 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   whole batch), so that over the steps they act on every vertex. The fold penalty reads every
   skin triangle when the batch is every vertex, else `symmetry_batch` random triangles (their
   corners evaluated for it).
+
+  With `shard_points` and several devices, the query points (the batch, the constraints and the
+  regularisers' points) are split across the devices (`_split_points`); the result is the same
+  as on one device, to float tolerance.
   """
+  split = _split_points if shard_points else (lambda x, axis=0: x)
   num_vertices = data.template.shape[0]
   k_batch, k_constraint, k_jitter, k_sub, k_fold = jax.random.split(key, 5)
   full_batch = not batch_size or batch_size >= num_vertices
@@ -213,13 +247,14 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
     index = jnp.arange(num_vertices)
   else:
     index = jax.random.choice(k_batch, num_vertices, (batch_size,), replace=False)
-  points = data.template[index]
+  points = split(data.template[index])
+  target = split(data.shapes[:, index], axis=1)
   fields = aim.anatomy(params, points, spec, aim.NETWORKS)
   rotation, translation = aim.jaw_transforms(params)
   predicted = aim.reconstruct_from_fields(fields, rotation, translation, spec)
-  terms = {'reconstruction': losses.reconstruction(predicted, data.shapes[:, index])}
+  terms = {'reconstruction': losses.reconstruction(predicted, target)}
   if weights.get('neutral', 0.0):  # The neutral once more (ours): s0 = B + D N, shape 0.
-    terms['neutral'] = losses.reconstruction(predicted[:1], data.shapes[:1, index])
+    terms['neutral'] = losses.reconstruction(predicted[:1], target[:1])
   if weights.get('expression_small', 0.0):
     terms['expression_small'] = losses.expression_small(fields['expression'])
   if weights.get('jaw_prior', 0.0) and data.jaw_probe is not None:
@@ -235,7 +270,7 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
                                   replace=False)
     else:
       c_index = jnp.arange(num_constraints)
-    c_fields = aim.anatomy(params, c.points[c_index], spec, aim.ANATOMY_NETWORKS)
+    c_fields = aim.anatomy(params, split(c.points[c_index]), spec, aim.ANATOMY_NETWORKS)
     terms['anatomy'] = losses.bone_points(c_fields['bone'], c.bone[c_index])
     terms['anatomy_normal'] = losses.bone_normals(c_fields['normal'], c.normal[c_index])
     terms['thickness'] = losses.thickness_match(c_fields['thickness'], c.thickness[c_index])
@@ -249,7 +284,7 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
 
   # The regularisers' points: a random subset of the batch, drawn anew every step.
   position = regulariser_positions(k_sub, index.shape[0], symmetry_batch)
-  sub = index[position]
+  sub = split(index[position])
   own = {k: v[position] for k, v in fields.items() if k in aim.ANATOMY_NETWORKS}
   smooth = (('skinning', 'skinning_smooth'), ('thickness', 'thickness_smooth'),
             ('bone', 'bone_smooth'), ('normal', 'normal_smooth'))
@@ -344,6 +379,7 @@ class StepSettings:
   fold_margin: float
   optimizer: OptimizerSettings
   seed: int
+  shard_points: bool = False
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, spec: aim.AIMSpec) -> 'StepSettings':
@@ -356,7 +392,11 @@ class StepSettings:
                symmetry_batch=int(t.symmetry_batch),
                skinning_jitter_mm=float(config.loss.skinning_jitter_mm),
                fold_margin=float(config.loss.fold_margin),
-               optimizer=OptimizerSettings.from_config(config), seed=int(config.seed))
+               optimizer=OptimizerSettings.from_config(config), seed=int(config.seed),
+               # Data parallel over query points whenever there are several devices; a config
+               # may add train.shard_points = False to keep to one. Not a field of
+               # configs/learn.py: a new field would change every ablation job's hash.
+               shard_points=bool(t.get('shard_points', True)) and jax.device_count() > 1)
 
 
 def _one_step(state: TrainState, data: LearningData, settings: StepSettings):
@@ -364,7 +404,7 @@ def _one_step(state: TrainState, data: LearningData, settings: StepSettings):
   (total, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params, data, key, settings.spec, dict(settings.weights), settings.batch_size,
       settings.constraint_batch, settings.symmetry_batch, settings.skinning_jitter_mm,
-      settings.fold_margin)
+      settings.fold_margin, settings.shard_points)
   state = train_loop.apply_gradients(state, grads, settings.optimizer.optimizer())
   return state, dict(terms, total=total)
 
@@ -418,6 +458,9 @@ def train(config: ml_collections.ConfigDict, actor: Actor, constraints: SparseCo
   data = make_learning_data(actor, constraints,
                             depth_prior=dict(settings.weights)['depth_prior'] > 0)
   state = create_state(config, spec, settings.optimizer.optimizer())
+  if settings.shard_points:  # Parameters and data on every device (checkpoints restore so).
+    replicated = NamedSharding(point_mesh(), PartitionSpec())
+    state, data = jax.device_put((state, data), replicated)
 
   def on_log(step, state, record):
     if step % t.eval_every and step != options.num_steps:
