@@ -91,6 +91,15 @@ def _digest(path):
   return hashlib.sha256(open(path, 'rb').read()).hexdigest()
 
 
+def test_the_checker_reports_a_stage_without_its_metadata(tmp_path):
+  path = str(tmp_path / 'bare.usda')
+  stage = Usd.Stage.CreateNew(path)
+  UsdGeom.Mesh.Define(stage, '/Skin')  # No default prim, no up axis, no units.
+  stage.GetRootLayer().Save()
+  errors = usd_export.check_file(path)
+  assert errors and any('Metadata' in e for e in errors), errors
+
+
 def test_quaternions_reproduce_rotations():
   rng = np.random.default_rng(1)
   rotations = np.concatenate([_rotations(rng, 50, 1.5), np.diag([1., -1., -1.])[None],
