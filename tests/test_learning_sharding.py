@@ -19,13 +19,13 @@ def test_sharded_learning_equals_single_device():
       from aim_jax.data import synthetic
       from configs import learn_test
       assert jax.device_count() == 4, jax.devices()
-      actor = synthetic.make_synthetic_actor(resolution=24)
+      actor = synthetic.make_synthetic_actor(resolution=16)
       constraints = constraints_lib.compute_constraints(actor, source_fraction=0.1)
       out = {}
       for shard in (False, True):
         config = learn_test.get_config()
-        config.train.num_steps = 20
-        config.train.batch_size = 250  # Not a multiple of 4: an uneven split.
+        config.train.num_steps = 10
+        config.train.batch_size = 150  # Not a multiple of 4: an uneven split.
         config.train.shard_points = shard
         spec = learning.model_spec(config, actor)
         assert learning.StepSettings.from_config(config, spec).shard_points == shard

@@ -1,0 +1,314 @@
+"""Live tracking: after a short calibration segment is fitted in batch, every new frame is solved
+on its own, warm-started from the previous frame, in one compiled call.
+
+The calibration (`fit.fit_frames` on the first frames, the batch fit's settings) learns F_T and
+the 'separable' F_W, w(z, c) = A(c) g(z). Tracking freezes the point network A(c) and folds it
+into the cached expression deltas once (`TrackingBasis.per_rank` = sum_i A_ir(c) e_i(c)). A
+tracked frame has its own unknowns u = [F_T's raw outputs (jaw, and head with `head_pose`),
+global coefficients w_g (S-1), g (R)]:
+
+  x(c) = H(skin(s0(c), k(c), T) + sum_r g_r per_rank_r(c) + sum_i w_g,i e_i(c)),
+
+so the calibrated per-point field carries the local detail and the global coefficients reach
+expressions the calibration segment did not show (with g alone, frozen networks, the tracked
+demo frames drifted to 2.5 mm). u is solved by Levenberg-Marquardt (`solve_frame`, a few
+iterations inside one jitted call) on the batch fit's objective for one frame: the data terms
+(mm^2; 2D residuals converted at the point's depth; robust penalties by iteratively reweighted
+least squares), the coefficient magnitude and the temporal term toward the previous frame's
+coefficients and transforms. The coefficient-field terms of marker fits shape A(c), which
+tracking keeps frozen, so they are left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Callable, Dict, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from aim_jax import geometry
+from aim_jax.fitting import camera as camera_lib
+from aim_jax.fitting import fit as fit_lib
+from aim_jax.fitting import model as model_lib
+from aim_jax.fitting.basis import ModelBasis
+from aim_jax.fitting.targets import TargetSet, interpolate
+from aim_jax.models import siren
+
+
+@flax.struct.dataclass
+class TrackingBasis:
+  """The calibrated model with F_W's point network folded in, at V template vertices (mm).
+
+  Attributes:
+    neutral: (V, 3) s0 mm; skinning: (V,) k; pivot: (3,) mm.
+    deltas: (V, S-1, 3) mm, the expression deltas e_i(c).
+    per_rank: (V, R, 3) mm, sum_i A_ir(c) e_i(c): the offset of rank component r.
+    regularized: (P, S-1, R) A(c) at the P vertices the regularisers average over.
+  """
+  neutral: jnp.ndarray
+  skinning: jnp.ndarray
+  pivot: jnp.ndarray
+  deltas: jnp.ndarray
+  per_rank: jnp.ndarray
+  regularized: jnp.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverSettings:
+  """Static settings of a per-frame solve (hashable: a jit static argument).
+
+  Attributes:
+    spec: the fitting model's FitSpec ('separable').
+    weights: ((term, weight), ...) of the batch fit's loss (`fit.loss_options`).
+    robust, robust_scale: the data terms' penalty (`objectives.robust_penalty`).
+    iterations: Levenberg-Marquardt iterations per frame.
+    damping: the initial damping, relative to the Gauss-Newton matrix's diagonal.
+  """
+  spec: model_lib.FitSpec
+  weights: tuple
+  robust: str = 'none'
+  robust_scale: float = 1.0
+  iterations: int = 10
+  damping: float = 1e-3
+
+
+def tracking_basis(networks: Dict, basis: ModelBasis, spec: model_lib.FitSpec,
+                   regularized_points: int = 256) -> TrackingBasis:
+  """Folds the calibrated point network A(c) into the cached deltas (separable F_W only)."""
+  if spec.variant != 'separable':
+    raise ValueError(f"tracking needs the 'separable' F_W (model.variant), got {spec.variant!r}")
+  a = siren.apply(networks['coefficients'], basis.coords, spec.coefficient_mlp())
+  a = a.reshape(basis.num_vertices, spec.num_coefficients, spec.rank)
+  ids = np.unique(np.linspace(0, basis.num_vertices - 1, regularized_points).astype(np.int64))
+  return TrackingBasis(neutral=basis.neutral, skinning=basis.skinning, pivot=basis.pivot,
+                       deltas=basis.deltas, per_rank=jnp.einsum('vsr,vsd->vrd', a, basis.deltas),
+                       regularized=a[ids])
+
+
+def unknowns_of(networks: Dict, code: jnp.ndarray, spec: model_lib.FitSpec) -> jnp.ndarray:
+  """The per-frame unknowns u = [F_T's raw outputs (9|18), global coefficients (S-1), g (R)]
+  that the calibrated networks give a code (global coefficients 0)."""
+  raw = siren.apply(networks['transform'], code[None], spec.transform_mlp())[0]
+  g = siren.apply(networks['code_net'], code[None], spec.code_mlp())[0]
+  return jnp.concatenate([raw, jnp.zeros(spec.num_coefficients, raw.dtype), g])
+
+
+def split_unknowns(u: jnp.ndarray, spec: model_lib.FitSpec):
+  """(transforms as `model.transforms` gives them for one frame, global coefficients (S-1,),
+  g (R,)) from u."""
+  n = spec.transform_outputs
+  raw, w_global, g = u[:n], u[n:n + spec.num_coefficients], u[n + spec.num_coefficients:]
+  identity = jnp.asarray(geometry.IDENTITY_6D, u.dtype)
+  scale = np.float32(spec.translation_scale)
+  frame = {'raw': raw, 'jaw_rotation': geometry.rotation_from_6d(identity + raw[0:6]),
+           'jaw_translation': scale * raw[6:9]}
+  if spec.head_pose:
+    frame['head_rotation'] = geometry.rotation_from_6d(identity + raw[9:15])
+    frame['head_translation'] = scale * raw[15:18]
+  return frame, w_global, g
+
+
+def frame_points(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec,
+                 vertex_ids: jnp.ndarray) -> jnp.ndarray:
+  """(N, 3) mm: the frame of unknowns u at vertices `vertex_ids` (N,)."""
+  frame, w_global, g = split_unknowns(u, spec)
+  offsets = (jnp.einsum('r,nrd->nd', g, tb.per_rank[vertex_ids])
+             + jnp.einsum('s,nsd->nd', w_global, tb.deltas[vertex_ids]))
+  x = geometry.skin(tb.neutral[vertex_ids], tb.skinning[vertex_ids], frame['jaw_rotation'],
+                    frame['jaw_translation'], tb.pivot) + offsets
+  if 'head_rotation' in frame:
+    x = geometry.rigid_about_pivot(x, frame['head_rotation'], frame['head_translation'],
+                                   tb.pivot)
+  return x
+
+
+def coefficients_at(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec
+                    ) -> jnp.ndarray:
+  """(P, S-1) the frame's coefficients w(c) = A(c) g + w_global at the regularised vertices."""
+  _, w_global, g = split_unknowns(u, spec)
+  return jnp.einsum('psr,r->ps', tb.regularized, g) + w_global
+
+
+def _robust_weight(squared: jnp.ndarray, kind: str, scale: float) -> jnp.ndarray:
+  """IRLS weight d rho / d(r^2) of `objectives.robust_penalty`."""
+  if kind == 'none':
+    return jnp.ones_like(squared)
+  if kind == 'huber':
+    r = jnp.sqrt(squared + 1e-12)
+    return jnp.where(r <= scale, 1.0, scale / r)
+  if kind == 'cauchy':
+    return 1.0 / (1.0 + squared / (scale * scale))
+  raise ValueError(f'unknown robust penalty {kind!r}')
+
+
+def _data_residuals(tb, u, spec, target: TargetSet):
+  """Per-point residual vectors (M, D) and the mm per unit (M,) that makes them mm (1 for 3D,
+  the point's depth over the focal length for landmarks)."""
+  k = target.points.vertices.shape[1]
+  x = frame_points(tb, u, spec, target.points.vertices.reshape(-1))
+  x = interpolate(target.points, x.reshape(-1, k, 3))
+  values, = target.values
+  if target.kind != 'landmarks':
+    return x - values, jnp.ones(x.shape[0], x.dtype)
+  camera = target.camera
+  pixels = camera_lib.project(camera, x)
+  depth = x @ camera.rotation[2] + camera.translation[2]
+  return pixels - values, jax.lax.stop_gradient(depth / camera.intrinsics[0, 0])
+
+
+def _residuals(u, tb, targets, previous, settings: SolverSettings, robust_w):
+  """The frame's objective as a vector whose squared norm it is (robust terms weighted by
+  `robust_w`, {kind: (M,)}, held fixed within an iteration). `previous` is the previous
+  frame's unknowns (the temporal term)."""
+  weights, spec = dict(settings.weights), settings.spec
+  parts = []
+  for kind in sorted(targets):
+    residual, mm = _data_residuals(tb, u, spec, targets[kind])
+    visible, = targets[kind].visible
+    scale = weights[kind] / jnp.maximum(jnp.sum(visible), 1.0)
+    parts.append((jnp.sqrt(scale * visible * robust_w[kind]) * mm)[:, None] * residual)
+  w = coefficients_at(tb, u, spec)
+  w_previous = coefficients_at(tb, previous, spec)
+  parts.append(jnp.sqrt(weights['coefficients'] / w.size) * w)
+  parts.append(jnp.sqrt(weights['temporal'] / w.size) * (w - w_previous))
+  n = spec.transform_outputs
+  parts.append(jnp.sqrt(weights['temporal'] / n) * (u[:n] - previous[:n]))
+  return jnp.concatenate([p.reshape(-1) for p in parts])
+
+
+def _robust_weights(u, tb, targets, settings: SolverSettings):
+  out = {}
+  for kind, target in targets.items():
+    residual, _ = _data_residuals(tb, u, settings.spec, target)
+    out[kind] = _robust_weight(jnp.sum(residual ** 2, axis=-1), settings.robust,
+                               settings.robust_scale)
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=('settings',))
+def solve_frame(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet],
+                settings: SolverSettings):
+  """One frame's unknowns by Levenberg-Marquardt, from the previous frame's `u`.
+
+  Args:
+    u: the previous frame's unknowns (`unknowns_of`, `split_unknowns`): the start and the
+      temporal term's reference.
+    targets: {kind: TargetSet} of this one frame (values (1, M, D)).
+  Returns:
+    (u, the objective at it).
+  """
+  previous = u
+
+  def cost(z, robust_w):
+    r = _residuals(z, tb, targets, previous, settings, robust_w)
+    return jnp.sum(r * r)
+
+  def iteration(_, carry):
+    z, damping = carry
+    robust_w = _robust_weights(z, tb, targets, settings)
+    residual = functools.partial(_residuals, tb=tb, targets=targets, previous=previous,
+                                 settings=settings, robust_w=robust_w)
+    r = residual(z)
+    jacobian = jax.jacfwd(residual)(z)
+    gram = jacobian.T @ jacobian
+    diagonal = jnp.diag(gram) + 1e-9
+    step = jnp.linalg.solve(gram + damping * jnp.diag(diagonal), -(jacobian.T @ r))
+    better = cost(z + step, robust_w) < jnp.sum(r * r)
+    z = jnp.where(better, z + step, z)
+    damping = jnp.where(better, damping * 0.3, damping * 10.0)
+    return z, damping
+
+  u, _ = jax.lax.fori_loop(0, settings.iterations, iteration,
+                           (u, jnp.asarray(settings.damping, u.dtype)))
+  return u, cost(u, _robust_weights(u, tb, targets, settings))
+
+
+@functools.partial(jax.jit, static_argnames=('spec',))
+def evaluate_unknowns(tb: TrackingBasis, unknowns: jnp.ndarray, spec: model_lib.FitSpec):
+  """Tracked frames at every vertex: unknowns (F, n) -> 'frames' (F, V, 3) mm, the jaws (and
+  head transforms)."""
+  ids = jnp.arange(tb.neutral.shape[0])
+  frames = jax.vmap(lambda u: frame_points(tb, u, spec, ids))(unknowns)
+  transforms = jax.vmap(lambda u: split_unknowns(u, spec)[0])(unknowns)
+  return {'frames': frames, **{k: v for k, v in transforms.items() if k != 'raw'}}
+
+
+def solver_settings(config: ml_collections.ConfigDict, spec: model_lib.FitSpec
+                    ) -> SolverSettings:
+  """The per-frame solve's settings from a tracking config (`configs/track.py`)."""
+  options = fit_lib.loss_options(config)
+  return SolverSettings(spec=spec, weights=options.weights, robust=options.robust,
+                        robust_scale=options.robust_scale,
+                        iterations=int(config.tracking.iterations),
+                        damping=float(config.tracking.damping))
+
+
+def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
+                   basis: ModelBasis, targets: Dict[str, TargetSet],
+                   log: Optional[Callable[[str], None]] = print,
+                   topology=None) -> Dict[str, np.ndarray]:
+  """Calibrates on the first `config.tracking.calibration_frames` frames (a batch fit), then
+  solves every later frame alone, warm-started from the previous one.
+
+  Returns 'frames' (F, V, 3) mm and 'jaw_rotation' (F, 3, 3), 'jaw_translation' (F, 3) mm
+  (and head transforms with `model.head_pose`) of every frame, plus
+  'latency_ms' (F,) the wall time of each tracked frame (its targets to the device, the solve,
+  the code back; NaN for calibration frames; the solve is compiled before the first),
+  'calibration_seconds', 'calibration_frames' and 'compile_seconds'.
+  """
+  num_frames = next(iter(targets.values())).num_frames
+  count = int(config.tracking.calibration_frames)
+  if not 1 <= count < num_frames:
+    raise ValueError(f'tracking.calibration_frames must be in [1, {num_frames - 1}] for '
+                     f'{num_frames} frames, got {count}')
+  if config.loss.optimize_camera:
+    raise ValueError('tracking does not refine the camera (loss.optimize_camera): fix the '
+                     'camera, or fit in batch')
+  settings = solver_settings(config, spec)
+  source = {'basis': basis} if topology is None else {'basis': basis, 'topology': topology}
+  start = time.perf_counter()
+  calibration, _ = fit_lib.fit_frames(
+      config, spec, source, {k: t.frames(slice(0, count)) for k, t in targets.items()},
+      log=log)
+  calibration_seconds = time.perf_counter() - start
+  networks = jax.tree_util.tree_map(
+      jnp.asarray, {k: v for k, v in calibration.items() if k != 'codes'})
+  tb = tracking_basis(networks, basis, spec, int(config.loss.regularized_points))
+  cal = fit_lib.evaluate_frames(dict(networks, codes=jnp.asarray(calibration['codes'])), spec,
+                                basis)
+  u = unknowns_of(networks, jnp.asarray(calibration['codes'][-1]), spec)
+  frames_of = {k: np.asarray(t.values) for k, t in targets.items()}
+  visible_of = {k: np.asarray(t.visible) for k, t in targets.items()}
+
+  def solve(j, u):
+    frame_targets = {k: t.replace(values=jnp.asarray(frames_of[k][j:j + 1]),
+                                  visible=jnp.asarray(visible_of[k][j:j + 1]))
+                     for k, t in targets.items()}
+    return solve_frame(u, tb, frame_targets, settings)[0].block_until_ready()
+
+  tick = time.perf_counter()
+  solve(count, u)  # Compiles (the live loop starts warm).
+  compile_seconds = time.perf_counter() - tick
+  latency, tracked = [], []
+  for j in range(count, num_frames):
+    tick = time.perf_counter()
+    u = solve(j, u)
+    latency.append(1e3 * (time.perf_counter() - tick))
+    tracked.append(u)
+    if log and (j == count or (j + 1) % 100 == 0 or j + 1 == num_frames):
+      log(f'tracked frame {j + 1}/{num_frames}: {latency[-1]:.1f} ms '
+          f'(median {np.median(latency):.1f} ms so far)')
+  out = jax.device_get(evaluate_unknowns(tb, jnp.stack(tracked), spec))
+  result = {k: np.concatenate([np.asarray(cal[k]), np.asarray(out[k])])
+            for k in out if k in cal}
+  result['latency_ms'] = np.concatenate([np.full(count, np.nan), latency])
+  result['calibration_seconds'] = np.asarray(calibration_seconds)
+  result['calibration_frames'] = np.asarray(count)
+  result['compile_seconds'] = np.asarray(compile_seconds)
+  return result

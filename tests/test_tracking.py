@@ -1,0 +1,133 @@
+"""Live tracking (aim_jax/fitting/tracking.py, aim_jax/runs/track.py): the per-frame solve on
+known answers, and a tracked sequence end to end on a small synthetic actor."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aim_jax.data import synthetic
+from aim_jax.fitting import basis as basis_lib
+from aim_jax.fitting import fit as fit_lib
+from aim_jax.fitting import targets as targets_lib
+from aim_jax.fitting import tracking
+from aim_jax.models import aim
+from aim_jax.runs import track as track_run
+from configs import fit_test, track
+
+
+def _config():
+  config = fit_test.get_config()
+  config.tracking = track.get_config().tracking
+  config.tracking.calibration_frames = 3
+  return config
+
+
+@pytest.fixture(scope='module')
+def oracle():
+  actor = synthetic.make_synthetic_actor(resolution=16)
+  basis = basis_lib.basis_from_ground_truth(
+      actor, aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes))
+  return actor, basis
+
+
+def _random_networks(spec, basis, seed=0):
+  params = fit_lib.init_params(_config(), spec, 1)
+  leaves, tree = jax.tree_util.tree_flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+  params = jax.tree_util.tree_unflatten(
+      tree, [p + 0.1 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+  return {k: v for k, v in params.items() if k != 'codes'}
+
+
+def test_one_frame_solve_recovers_known_unknowns(oracle):
+  actor, basis = oracle
+  spec = fit_lib.fit_spec(_config(), basis.num_coefficients)
+  tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64)
+  n = spec.transform_outputs
+  truth = np.zeros(n + spec.num_coefficients + spec.rank, np.float32)
+  truth[:6] = [0.0, 0.08, 0.0, 0.0, 0.0, -0.06]  # A few degrees of jaw rotation.
+  truth[6:9] = [0.0, -0.05, 0.02]
+  truth[n:n + 3] = [0.5, -0.2, 0.3]
+  truth[n + spec.num_coefficients:] = 0.05
+  truth = jnp.asarray(truth)
+  frame = tracking.frame_points(tb, truth, spec, jnp.arange(basis.num_vertices))
+  targets = {'dense': targets_lib.dense_targets(np.asarray(frame)[None])}
+  weights = tuple((t, 0.0 if t in ('coefficients', 'temporal') else 1.0) for t in fit_lib.TERMS)
+  settings = tracking.SolverSettings(spec=spec, weights=weights, iterations=12)
+  start = truth.at[:9].set(0.0).at[n:n + 3].set(0.0)  # Jaw closed, no global blend.
+  solved, cost = tracking.solve_frame(start, tb, targets, settings)
+  again = tracking.frame_points(tb, solved, spec, jnp.arange(basis.num_vertices))
+  assert float(jnp.abs(again - frame).max()) < 1e-3
+  assert float(cost) < 1e-6
+
+
+def test_robust_weights_are_the_penalties_derivatives():
+  squared = jnp.asarray([0.25, 1.0, 9.0])
+  np.testing.assert_allclose(tracking._robust_weight(squared, 'none', 1.0), 1.0)
+  np.testing.assert_allclose(tracking._robust_weight(squared, 'huber', 1.0), [1.0, 1.0, 1 / 3],
+                             rtol=1e-5)
+  np.testing.assert_allclose(tracking._robust_weight(squared, 'cauchy', 1.0),
+                             1.0 / (1.0 + np.asarray(squared)), rtol=1e-6)
+
+
+def test_only_the_separable_field_can_be_tracked(oracle):
+  _, basis = oracle
+  config = _config()
+  config.model.variant = 'per_point'
+  spec = fit_lib.fit_spec(config, basis.num_coefficients)
+  with pytest.raises(ValueError, match='separable'):
+    tracking.tracking_basis({}, basis, spec)
+
+
+def test_a_tracked_sequence_and_its_report(oracle):
+  actor, basis = oracle
+  config = _config()
+  frames = np.asarray(actor.shapes[:7])
+  targets = {'dense': targets_lib.dense_targets(frames)}
+  spec = fit_lib.fit_spec(config, basis.num_coefficients)
+  result = tracking.track_sequence(config, spec, basis, targets, log=None)
+  assert result['frames'].shape == frames.shape
+  assert np.all(np.isfinite(result['frames']))
+  assert np.isnan(result['latency_ms'][:3]).all() and (result['latency_ms'][3:] > 0).all()
+  truth = {'frames': frames}
+  report = track_run.track_report(result, truth, actor.region, actor.pivot,
+                                  batch_frames=frames + 0.01)
+  assert report['calibration_frames'] == 3 and report['num_frames'] == 7
+  assert report['batch_fit_error_mm']['tracked'] == pytest.approx(0.01 * np.sqrt(3), rel=1e-4)
+  json.dumps(report)
+  # The tracked frames follow the targets far better than the neutral does.
+  neutral_error = np.linalg.norm(frames[3:] - frames[0], axis=-1).mean()
+  assert report['error_mm']['tracked'] < 0.5 * neutral_error
+
+
+def test_calibration_must_leave_frames_to_track(oracle):
+  actor, basis = oracle
+  config = _config()
+  config.tracking.calibration_frames = 7
+  targets = {'dense': targets_lib.dense_targets(np.asarray(actor.shapes[:7]))}
+  spec = fit_lib.fit_spec(config, basis.num_coefficients)
+  with pytest.raises(ValueError, match='calibration_frames'):
+    tracking.track_sequence(config, spec, basis, targets, log=None)
+
+
+def test_track_command_writes_npz_and_report(tmp_path):
+  from tiny_models import make_model_workdir
+  model_dir = make_model_workdir(str(tmp_path / 'model'))
+  config = _config()
+  workdir = str(tmp_path / 'track')
+  report = track_run.run_track(config, model_dir, 'synthetic', workdir, log=None)
+  with np.load(os.path.join(workdir, 'track.npz')) as data:
+    assert data['frames'].shape[0] == config.synthetic.num_frames
+  assert json.load(open(os.path.join(workdir, 'report.json')))['latency_ms'] == report[
+      'latency_ms']
+  wrong = str(tmp_path / 'wrong.npz')
+  np.savez(wrong, frames=np.zeros((2, 5, 3)))
+  for batch_fit, problem in ((wrong, 'frames have shape'), (wrong + '.missing', 'not a readable')):
+    with pytest.raises(ValueError, match=problem):
+      track_run.run_track(config, model_dir, 'synthetic', str(tmp_path / 'other'),
+                          batch_fit=batch_fit, log=None)
+  assert not os.path.exists(tmp_path / 'other' / 'track.npz')
