@@ -43,12 +43,13 @@ def _random_networks(spec, basis, seed=0):
   return {k: v for k, v in params.items() if k != 'codes'}
 
 
-def test_one_frame_solve_recovers_known_unknowns(oracle):
+@pytest.mark.parametrize('solver,regions', [('lm', 1), ('linear', 3)])
+def test_one_frame_solve_recovers_known_unknowns(oracle, solver, regions):
   actor, basis = oracle
   spec = fit_lib.fit_spec(_config(), basis.num_coefficients)
-  tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64)
+  tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64, regions)
   n = spec.transform_outputs
-  truth = np.zeros(n + spec.num_coefficients + spec.rank, np.float32)
+  truth = np.zeros(n + regions * spec.num_coefficients + spec.rank, np.float32)
   truth[:6] = [0.0, 0.08, 0.0, 0.0, 0.0, -0.06]  # A few degrees of jaw rotation.
   truth[6:9] = [0.0, -0.05, 0.02]
   truth[n:n + 3] = [0.5, -0.2, 0.3]
@@ -59,10 +60,20 @@ def test_one_frame_solve_recovers_known_unknowns(oracle):
   weights = tuple((t, 0.0 if t in ('coefficients', 'temporal') else 1.0) for t in fit_lib.TERMS)
   settings = tracking.SolverSettings(spec=spec, weights=weights, iterations=12)
   start = truth.at[:9].set(0.0).at[n:n + 3].set(0.0)  # Jaw closed, no global blend.
-  solved, cost = tracking.solve_frame(start, tb, targets, settings)
+  solve = tracking.solve_frame if solver == 'lm' else tracking.solve_frame_linear
+  solved, cost = solve(start, tb, targets, settings)
   again = tracking.frame_points(tb, solved, spec, jnp.arange(basis.num_vertices))
   assert float(jnp.abs(again - frame).max()) < 1e-3
   assert float(cost) < 1e-6
+
+
+def test_regions_are_a_smooth_partition_of_unity(oracle):
+  actor, _ = oracle
+  weights = tracking.region_weights(actor.neutral, 6)
+  assert weights.shape == (actor.num_vertices, 6)
+  np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+  assert (weights.argmax(axis=0).size == 6) and len(set(weights.argmax(axis=1))) == 6
+  np.testing.assert_array_equal(tracking.region_weights(actor.neutral, 1), 1.0)
 
 
 def test_robust_weights_are_the_penalties_derivatives():

@@ -5,18 +5,23 @@ The calibration (`fit.fit_frames` on the first frames, the batch fit's settings)
 the 'separable' F_W, w(z, c) = A(c) g(z). Tracking freezes the point network A(c) and folds it
 into the cached expression deltas once (`TrackingBasis.per_rank` = sum_i A_ir(c) e_i(c)). A
 tracked frame has its own unknowns u = [F_T's raw outputs (jaw, and head with `head_pose`),
-global coefficients w_g (S-1), g (R)]:
+W (K x (S-1)) the coefficients of K smooth template regions (`region_weights`), g (R)]:
 
-  x(c) = H(skin(s0(c), k(c), T) + sum_r g_r per_rank_r(c) + sum_i w_g,i e_i(c)),
+  w(c) = A(c) g + sum_k phi_k(c) W_k,
+  x(c) = H(skin(s0(c), k(c), T) + sum_i w_i(c) e_i(c)),
 
-so the calibrated per-point field carries the local detail and the global coefficients reach
-expressions the calibration segment did not show (with g alone, frozen networks, the tracked
-demo frames drifted to 2.5 mm). u is solved by Levenberg-Marquardt (`solve_frame`, a few
-iterations inside one jitted call) on the batch fit's objective for one frame: the data terms
-(mm^2; 2D residuals converted at the point's depth; robust penalties by iteratively reweighted
-least squares), the coefficient magnitude and the temporal term toward the previous frame's
-coefficients and transforms. The coefficient-field terms of marker fits shape A(c), which
-tracking keeps frozen, so they are left out.
+so the calibrated per-point field carries what the calibration showed and the regions reach
+expressions it did not (with g alone the tracked demo frames drifted to 2.5 mm; with one global
+region the error was 2.7x the batch fit's). The objective is the batch fit's for one frame: the
+data terms (mm^2; 2D residuals converted at the point's depth; robust penalties by iteratively
+reweighted least squares), the coefficient magnitude and the temporal term toward the previous
+frame's coefficients and transforms. The coefficient-field terms of marker fits shape A(c),
+which tracking keeps frozen, so they are left out.
+
+Two solvers, both one jitted call per frame: `solve_frame_linear` for 3D targets without a head
+pose (x is linear in everything but the jaw: the coefficients are solved exactly for each jaw,
+with a normal-matrix factor reused across frames, and Levenberg-Marquardt runs on the jaw's
+nine numbers), and `solve_frame` (Levenberg-Marquardt on all of u) for landmarks and head poses.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class TrackingBasis:
     deltas: (V, S-1, 3) mm, the expression deltas e_i(c).
     per_rank: (V, R, 3) mm, sum_i A_ir(c) e_i(c): the offset of rank component r.
     regularized: (P, S-1, R) A(c) at the P vertices the regularisers average over.
+    regions: (V, K) smooth weights of K regions of the template, summing to one at every vertex
+      (K = 1: one global coefficient vector); regions_regularized: (P, K) at the P vertices.
   """
   neutral: jnp.ndarray
   skinning: jnp.ndarray
@@ -57,6 +64,8 @@ class TrackingBasis:
   deltas: jnp.ndarray
   per_rank: jnp.ndarray
   regularized: jnp.ndarray
+  regions: jnp.ndarray
+  regions_regularized: jnp.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,32 +87,58 @@ class SolverSettings:
   damping: float = 1e-3
 
 
+def region_weights(points: np.ndarray, count: int) -> np.ndarray:
+  """(V, count) smooth partition of unity over template points (V, 3) mm: Gaussian bumps at
+  `count` farthest-point-sampled centres (width: the mean distance between nearest centres),
+  normalised to sum to one at every point. count 1: all ones."""
+  points = np.asarray(points, np.float64)
+  if count <= 1:
+    return np.ones((len(points), 1), np.float32)
+  centres = [int(np.argmin(points[:, 1]))]
+  distance = np.linalg.norm(points - points[centres[0]], axis=1)
+  for _ in range(count - 1):
+    centres.append(int(np.argmax(distance)))
+    distance = np.minimum(distance, np.linalg.norm(points - points[centres[-1]], axis=1))
+  c = points[centres]
+  between = np.linalg.norm(c[:, None] - c[None], axis=-1) + np.eye(count) * 1e9
+  width = float(between.min(axis=1).mean())
+  squared = np.sum((points[:, None] - c[None]) ** 2, axis=-1)
+  bumps = np.exp(-0.5 * (squared - squared.min(axis=1, keepdims=True)) / width ** 2)
+  return (bumps / bumps.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def tracking_basis(networks: Dict, basis: ModelBasis, spec: model_lib.FitSpec,
-                   regularized_points: int = 256) -> TrackingBasis:
-  """Folds the calibrated point network A(c) into the cached deltas (separable F_W only)."""
+                   regularized_points: int = 256, regions: int = 1) -> TrackingBasis:
+  """Folds the calibrated point network A(c) into the cached deltas (separable F_W only), with
+  `regions` smooth regions for the frame's own coefficients (`region_weights`)."""
   if spec.variant != 'separable':
     raise ValueError(f"tracking needs the 'separable' F_W (model.variant), got {spec.variant!r}")
   a = siren.apply(networks['coefficients'], basis.coords, spec.coefficient_mlp())
   a = a.reshape(basis.num_vertices, spec.num_coefficients, spec.rank)
   ids = np.unique(np.linspace(0, basis.num_vertices - 1, regularized_points).astype(np.int64))
+  weights = region_weights(np.asarray(basis.points), regions)
   return TrackingBasis(neutral=basis.neutral, skinning=basis.skinning, pivot=basis.pivot,
                        deltas=basis.deltas, per_rank=jnp.einsum('vsr,vsd->vrd', a, basis.deltas),
-                       regularized=a[ids])
+                       regularized=a[ids], regions=jnp.asarray(weights),
+                       regions_regularized=jnp.asarray(weights[ids]))
 
 
-def unknowns_of(networks: Dict, code: jnp.ndarray, spec: model_lib.FitSpec) -> jnp.ndarray:
-  """The per-frame unknowns u = [F_T's raw outputs (9|18), global coefficients (S-1), g (R)]
-  that the calibrated networks give a code (global coefficients 0)."""
+def unknowns_of(networks: Dict, code: jnp.ndarray, spec: model_lib.FitSpec,
+                regions: int = 1) -> jnp.ndarray:
+  """The per-frame unknowns u = [F_T's raw outputs (9|18), the regions' coefficients
+  (regions x (S-1)), g (R)] that the calibrated networks give a code (region coefficients 0)."""
   raw = siren.apply(networks['transform'], code[None], spec.transform_mlp())[0]
   g = siren.apply(networks['code_net'], code[None], spec.code_mlp())[0]
-  return jnp.concatenate([raw, jnp.zeros(spec.num_coefficients, raw.dtype), g])
+  return jnp.concatenate([raw, jnp.zeros(regions * spec.num_coefficients, raw.dtype), g])
 
 
 def split_unknowns(u: jnp.ndarray, spec: model_lib.FitSpec):
-  """(transforms as `model.transforms` gives them for one frame, global coefficients (S-1,),
-  g (R,)) from u."""
-  n = spec.transform_outputs
-  raw, w_global, g = u[:n], u[n:n + spec.num_coefficients], u[n + spec.num_coefficients:]
+  """(transforms as `model.transforms` gives them for one frame, the regions' coefficients
+  (K, S-1), g (R,)) from u."""
+  n, s = spec.transform_outputs, spec.num_coefficients
+  regions = (u.shape[0] - n - spec.rank) // s
+  raw, g = u[:n], u[n + regions * s:]
+  w_global = u[n:n + regions * s].reshape(regions, s)
   identity = jnp.asarray(geometry.IDENTITY_6D, u.dtype)
   scale = np.float32(spec.translation_scale)
   frame = {'raw': raw, 'jaw_rotation': geometry.rotation_from_6d(identity + raw[0:6]),
@@ -119,7 +154,8 @@ def frame_points(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec,
   """(N, 3) mm: the frame of unknowns u at vertices `vertex_ids` (N,)."""
   frame, w_global, g = split_unknowns(u, spec)
   offsets = (jnp.einsum('r,nrd->nd', g, tb.per_rank[vertex_ids])
-             + jnp.einsum('s,nsd->nd', w_global, tb.deltas[vertex_ids]))
+             + jnp.einsum('ns,nsd->nd', tb.regions[vertex_ids] @ w_global,
+                          tb.deltas[vertex_ids]))
   x = geometry.skin(tb.neutral[vertex_ids], tb.skinning[vertex_ids], frame['jaw_rotation'],
                     frame['jaw_translation'], tb.pivot) + offsets
   if 'head_rotation' in frame:
@@ -130,9 +166,10 @@ def frame_points(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec,
 
 def coefficients_at(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec
                     ) -> jnp.ndarray:
-  """(P, S-1) the frame's coefficients w(c) = A(c) g + w_global at the regularised vertices."""
+  """(P, S-1) the frame's coefficients w(c) = A(c) g + sum_k phi_k(c) W_k at the regularised
+  vertices."""
   _, w_global, g = split_unknowns(u, spec)
-  return jnp.einsum('psr,r->ps', tb.regularized, g) + w_global
+  return jnp.einsum('psr,r->ps', tb.regularized, g) + tb.regions_regularized @ w_global
 
 
 def _robust_weight(squared: jnp.ndarray, kind: str, scale: float) -> jnp.ndarray:
@@ -229,6 +266,133 @@ def solve_frame(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet]
   return u, cost(u, _robust_weights(u, tb, targets, settings))
 
 
+def _design(tb: TrackingBasis, target: TargetSet) -> jnp.ndarray:
+  """(M, 3, C) the linear map from the coefficient unknowns c = u[n:] (the regions'
+  coefficients, then g) to the offsets at the target's M surface points (mm)."""
+  k = target.points.vertices.shape[1]
+  ids = target.points.vertices.reshape(-1)
+  deltas = jnp.swapaxes(tb.deltas[ids], 1, 2)  # (N, 3, S-1)
+  by_region = tb.regions[ids][:, None, :, None] * deltas[:, :, None, :]  # (N, 3, K, S-1)
+  design = jnp.concatenate([by_region.reshape(ids.shape[0], 3, -1),
+                            jnp.swapaxes(tb.per_rank[ids], 1, 2)], axis=-1)
+  return interpolate(target.points, design.reshape(-1, k, 3 * design.shape[-1])).reshape(
+      -1, 3, design.shape[-1])
+
+
+def _coefficient_map(tb: TrackingBasis) -> jnp.ndarray:
+  """(P (S-1), C) the linear map from c to the coefficients at the regularised vertices."""
+  p, s, _ = tb.regularized.shape
+  regions = tb.regions_regularized[:, None, :, None] * jnp.eye(s)[None, :, None, :]
+  return jnp.concatenate([regions.reshape(p, s, -1), tb.regularized], axis=-1).reshape(p * s, -1)
+
+
+def _row_weights(tb, u, targets, designs, settings: SolverSettings):
+  """{kind: (M,)} the data rows' weights: the term's weight over the visible count, the
+  visibility and the robust (IRLS) weight at u."""
+  spec, weights = settings.spec, dict(settings.weights)
+  n = spec.transform_outputs
+  out = {}
+  for kind in sorted(targets):
+    target = targets[kind]
+    visible, = target.visible
+    values, = target.values
+    squared = jnp.sum((_skinned(tb, u[:n], spec, target) + designs[kind] @ u[n:] - values) ** 2,
+                      axis=-1)
+    robust = _robust_weight(squared, settings.robust, settings.robust_scale)
+    out[kind] = weights[kind] / jnp.maximum(jnp.sum(visible), 1.0) * visible * robust
+  return out
+
+
+def _skinned(tb, raw, spec, target):
+  """(M, 3) mm the jaw-skinned neutral at the target's surface points (no offsets)."""
+  identity = jnp.asarray(geometry.IDENTITY_6D, raw.dtype)
+  k = target.points.vertices.shape[1]
+  ids = target.points.vertices.reshape(-1)
+  x = geometry.skin(tb.neutral[ids], tb.skinning[ids],
+                    geometry.rotation_from_6d(identity + raw[0:6]),
+                    np.float32(spec.translation_scale) * raw[6:9], tb.pivot)
+  return interpolate(target.points, x.reshape(-1, k, 3))
+
+
+def _normal_factor(tb, designs, rows, settings: SolverSettings):
+  """(Cholesky factor, damping (C,)) of the coefficient unknowns' normal matrix: the data rows
+  and both regularisers. The rank components and the regions' deltas overlap, so the matrix is
+  near singular in float32; it is damped relative to its diagonal, toward the previous frame's
+  coefficients (`solve_frame_linear`)."""
+  weights = dict(settings.weights)
+  coefficient_map = _coefficient_map(tb)
+  matrix = (weights['coefficients'] + weights['temporal']) / coefficient_map.shape[0] * (
+      coefficient_map.T @ coefficient_map)
+  matrix = matrix + sum(jnp.einsum('mdc,m,mde->ce', designs[k], rows[k], designs[k])
+                        for k in designs)
+  damping = settings.damping * jnp.diag(matrix) + 1e-9
+  return jax.scipy.linalg.cho_factor(matrix + jnp.diag(damping))[0], damping
+
+
+@functools.partial(jax.jit, static_argnames=('settings',))
+def linear_setup(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet],
+                 settings: SolverSettings) -> Dict:
+  """What `solve_frame_linear` can reuse across frames with the same points and visibility (and
+  no robust penalty): the design matrices and the normal matrix's factor."""
+  designs = {kind: _design(tb, targets[kind]) for kind in sorted(targets)}
+  rows = _row_weights(tb, u, targets, designs, settings)
+  factor, damping = _normal_factor(tb, designs, rows, settings)
+  return {'designs': designs, 'rows': rows, 'factor': factor, 'damping': damping}
+
+
+@functools.partial(jax.jit, static_argnames=('settings',))
+def solve_frame_linear(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet],
+                       settings: SolverSettings, setup: Optional[Dict] = None):
+  """`solve_frame` for 3D targets without a head pose, by variable projection.
+
+  The frame is linear in the coefficient unknowns c (the regions' coefficients and g) once the
+  jaw is fixed: x = skin(T) + B c. c*(raw) is solved exactly (normal equations with the data
+  and both regularisers, damped toward the previous frame's c), and Levenberg-Marquardt runs on
+  the jaw's raw outputs alone with c = c*(raw) (its Jacobian through the solve). `setup`
+  (`linear_setup`) reuses the designs and the normal matrix's factor of an earlier frame with
+  the same points and visibility; without a robust penalty it is valid for every such frame.
+  """
+  spec, weights = settings.spec, dict(settings.weights)
+  n = spec.transform_outputs
+  previous = u
+  if setup is None:
+    setup = linear_setup(u, tb, targets, settings)
+  designs, rows = setup['designs'], setup['rows']
+  factor, damping = setup['factor'], setup['damping']
+  coefficient_map = _coefficient_map(tb)
+  pull = weights['temporal'] / coefficient_map.shape[0] * (
+      coefficient_map.T @ (coefficient_map @ previous[n:])) + damping * previous[n:]
+
+  def coefficients(raw):
+    rhs = pull + sum(jnp.einsum('mdc,m,md->c', designs[k], rows[k],
+                                targets[k].values[0] - _skinned(tb, raw, spec, targets[k]))
+                     for k in designs)
+    return jax.scipy.linalg.cho_solve((factor, False), rhs)
+
+  robust_w = {k: jnp.ones_like(r) for k, r in rows.items()}
+  if settings.robust != 'none':
+    robust_w = _robust_weights(u, tb, targets, settings)
+
+  def reduced(raw):  # The objective's residuals with c at its optimum for this jaw.
+    return _residuals(jnp.concatenate([raw, coefficients(raw)]), tb, targets, previous,
+                      settings, robust_w)
+
+  def iteration(_, carry):
+    raw, lm = carry
+    r = reduced(raw)
+    jacobian = jax.jacfwd(reduced)(raw)
+    gram = jacobian.T @ jacobian
+    step = jnp.linalg.solve(gram + lm * jnp.diag(jnp.diag(gram) + 1e-9), -(jacobian.T @ r))
+    after = reduced(raw + step)
+    better = jnp.sum(after * after) < jnp.sum(r * r)
+    return jnp.where(better, raw + step, raw), jnp.where(better, lm * 0.3, lm * 10.0)
+
+  raw, _ = jax.lax.fori_loop(0, settings.iterations, iteration,
+                             (u[:n], jnp.asarray(settings.damping, u.dtype)))
+  u = jnp.concatenate([raw, coefficients(raw)])
+  return u, jnp.sum(reduced(raw) ** 2)
+
+
 @functools.partial(jax.jit, static_argnames=('spec',))
 def evaluate_unknowns(tb: TrackingBasis, unknowns: jnp.ndarray, spec: model_lib.FitSpec):
   """Tracked frames at every vertex: unknowns (F, n) -> 'frames' (F, V, 3) mm, the jaws (and
@@ -237,6 +401,23 @@ def evaluate_unknowns(tb: TrackingBasis, unknowns: jnp.ndarray, spec: model_lib.
   frames = jax.vmap(lambda u: frame_points(tb, u, spec, ids))(unknowns)
   transforms = jax.vmap(lambda u: split_unknowns(u, spec)[0])(unknowns)
   return {'frames': frames, **{k: v for k, v in transforms.items() if k != 'raw'}}
+
+
+def subsample_targets(targets: Dict[str, TargetSet], count: int, seed: int = 0
+                      ) -> Dict[str, TargetSet]:
+  """Each target kind on at most `count` of its points (a fixed random subset, the same for
+  every frame; 0: all): the per-frame solve's cost grows with the points, and a thousand dense
+  points pin down its few hundred unknowns."""
+  out = {}
+  for i, (kind, t) in enumerate(sorted(targets.items())):
+    if not count or t.points.count <= count:
+      out[kind] = t
+      continue
+    index = np.sort(np.random.default_rng(seed + i).choice(t.points.count, count, replace=False))
+    out[kind] = t.replace(points=t.points.replace(vertices=t.points.vertices[index],
+                                                  weights=t.points.weights[index]),
+                          values=t.values[:, index], visible=t.visible[:, index])
+  return out
 
 
 def solver_settings(config: ml_collections.ConfigDict, spec: model_lib.FitSpec
@@ -279,18 +460,29 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
   calibration_seconds = time.perf_counter() - start
   networks = jax.tree_util.tree_map(
       jnp.asarray, {k: v for k, v in calibration.items() if k != 'codes'})
-  tb = tracking_basis(networks, basis, spec, int(config.loss.regularized_points))
+  regions = int(config.tracking.regions)
+  tb = tracking_basis(networks, basis, spec, int(config.loss.regularized_points), regions)
   cal = fit_lib.evaluate_frames(dict(networks, codes=jnp.asarray(calibration['codes'])), spec,
                                 basis)
-  u = unknowns_of(networks, jnp.asarray(calibration['codes'][-1]), spec)
-  frames_of = {k: np.asarray(t.values) for k, t in targets.items()}
-  visible_of = {k: np.asarray(t.visible) for k, t in targets.items()}
+  u = unknowns_of(networks, jnp.asarray(calibration['codes'][-1]), spec, regions)
+  solved = subsample_targets(targets, int(config.tracking.points), config.seed)
+  # 3D targets without a head pose: variable projection (`solve_frame_linear`); else LM.
+  linear = 'landmarks' not in targets and not spec.head_pose
+  cache = {}  # The linear solve's setup, while the points' visibility stays the same.
+  frames_of = {k: np.asarray(t.values) for k, t in solved.items()}
+  visible_of = {k: np.asarray(t.visible) for k, t in solved.items()}
 
   def solve(j, u):
     frame_targets = {k: t.replace(values=jnp.asarray(frames_of[k][j:j + 1]),
                                   visible=jnp.asarray(visible_of[k][j:j + 1]))
-                     for k, t in targets.items()}
-    return solve_frame(u, tb, frame_targets, settings)[0].block_until_ready()
+                     for k, t in solved.items()}
+    if not linear:
+      return solve_frame(u, tb, frame_targets, settings)[0].block_until_ready()
+    visible = tuple(visible_of[k][j].tobytes() for k in sorted(solved))
+    if settings.robust != 'none' or cache.get('visible') != visible:
+      cache.update(visible=visible, setup=linear_setup(u, tb, frame_targets, settings))
+    return solve_frame_linear(u, tb, frame_targets, settings,
+                              cache['setup'])[0].block_until_ready()
 
   tick = time.perf_counter()
   solve(count, u)  # Compiles (the live loop starts warm).
