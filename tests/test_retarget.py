@@ -102,3 +102,9 @@ def test_aim_retargeting_with_perfect_models_gives_the_targets_own_shapes(pair):
   jaw_shape = list(source.shape_names).index('jaw_open_wide')
   assert delta_error[jaw_shape].max() > 1.0
   assert delta_error.mean() > 20 * aim_error.mean()
+
+
+def test_the_error_ratio_is_none_when_delta_transfer_is_exact():
+  from aim_jax.runs import retarget as retarget_run
+  assert retarget_run.error_ratio(0.2, 0.8) == pytest.approx(0.25)
+  assert retarget_run.error_ratio(0.2, 0.0) is None

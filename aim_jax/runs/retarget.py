@@ -28,6 +28,12 @@ from aim_jax.runs import fit as fit_run
 from aim_jax.runs import reporting
 
 
+def error_ratio(error: float, baseline: float) -> Optional[float]:
+  """error / baseline, or None when the baseline is exact (0 mm: e.g. a model retargeted onto
+  itself, where delta transfer reproduces the source)."""
+  return float(error) / float(baseline) if baseline > 0 else None
+
+
 def load_source_fit(fit_dir: str, num_vertices: int, num_coefficients: int) -> Dict:
   """The 'aim' fit of a fitting run's directory (<fit_dir>/aim/fit.npz, or that file), checked.
 
@@ -313,8 +319,8 @@ def _run_retarget(config, source_dir, target_dir, workdir, source_fit, source_fr
                                           target_truth, np.asarray(target.spec.pivot))
     report['error_mm'] = evaluation['error_mm']
     report['jaw'] = evaluation['jaw']
-    report['aim_over_delta_transfer'] = (evaluation['error_mm']['aim']['mean']
-                                         / evaluation['error_mm']['delta_transfer']['mean'])
+    report['aim_over_delta_transfer'] = error_ratio(evaluation['error_mm']['aim']['mean'],
+                                                    evaluation['error_mm']['delta_transfer']['mean'])
     per_frame = evaluation['per_frame_mm']
   report['config'] = config.to_dict()
   files.write_json(os.path.join(workdir, 'report.json'), report)
