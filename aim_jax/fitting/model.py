@@ -125,15 +125,22 @@ def init(rng: jax.Array, spec: FitSpec, num_frames: int,
 def transforms(params: Dict, spec: FitSpec) -> Dict[str, jnp.ndarray]:
   """F_T for every frame: 'jaw_rotation' (F, 3, 3), 'jaw_translation' (F, 3) mm, and with
   head_pose 'head_rotation', 'head_translation'. Also the raw (F, 9|18) outputs as 'raw'."""
-  raw = siren.apply(params['transform'], params['codes'], spec.transform_mlp())
+  return decode_transforms(siren.apply(params['transform'], params['codes'],
+                                       spec.transform_mlp()), spec)
+
+
+def decode_transforms(raw: jnp.ndarray, spec: FitSpec) -> Dict[str, jnp.ndarray]:
+  """F_T's raw outputs (..., 9|18) as transforms: 'jaw_rotation' (..., 3, 3) (6D offset from the
+  identity), 'jaw_translation' (..., 3) mm (times `translation_scale`), with head_pose
+  'head_rotation', 'head_translation'; and 'raw' itself."""
   identity = jnp.asarray(geometry.IDENTITY_6D, raw.dtype)
   scale = np.float32(spec.translation_scale)
   out = {'raw': raw,
-         'jaw_rotation': geometry.rotation_from_6d(identity + raw[:, 0:6]),
-         'jaw_translation': scale * raw[:, 6:9]}
+         'jaw_rotation': geometry.rotation_from_6d(identity + raw[..., 0:6]),
+         'jaw_translation': scale * raw[..., 6:9]}
   if spec.head_pose:
-    out['head_rotation'] = geometry.rotation_from_6d(identity + raw[:, 9:15])
-    out['head_translation'] = scale * raw[:, 15:18]
+    out['head_rotation'] = geometry.rotation_from_6d(identity + raw[..., 9:15])
+    out['head_translation'] = scale * raw[..., 15:18]
   return out
 
 

@@ -35,6 +35,15 @@ def weighted_mean(values: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
   return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def pixel_residuals(predicted: jnp.ndarray, camera, values: jnp.ndarray):
+  """Landmark residuals: (..., M, 2) px between the projected points (..., M, 3) mm and the
+  observed pixels, and (..., M) the millimetres per pixel at each point's depth (depth over the
+  focal length, held constant for the gradient), which makes them mm."""
+  pixels = camera_lib.project(camera, predicted)
+  depth = jnp.einsum('j,...j->...', camera.rotation[2], predicted) + camera.translation[2]
+  return pixels - values, jax.lax.stop_gradient(depth / camera.intrinsics[0, 0])
+
+
 def data_term(predicted: jnp.ndarray, targets: TargetSet, visible: jnp.ndarray,
               values: jnp.ndarray, robust: str = 'none', robust_scale: float = 1.0,
               camera_offset=None) -> jnp.ndarray:
@@ -55,10 +64,8 @@ def data_term(predicted: jnp.ndarray, targets: TargetSet, visible: jnp.ndarray,
   camera = targets.camera
   if camera_offset is not None:
     camera = camera_lib.apply_offset(camera, *camera_offset)
-  pixels = camera_lib.project(camera, predicted)
-  squared_px = jnp.sum((pixels - values) ** 2, axis=-1)
-  depth = jnp.einsum('j,...j->...', camera.rotation[2], predicted) + camera.translation[2]
-  mm_per_px = jax.lax.stop_gradient(depth / camera.intrinsics[0, 0])
+  residual, mm_per_px = pixel_residuals(predicted, camera, values)
+  squared_px = jnp.sum(residual ** 2, axis=-1)
   return weighted_mean(robust_penalty(squared_px, robust, robust_scale) * mm_per_px ** 2,
                        visible)
 

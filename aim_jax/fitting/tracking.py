@@ -38,9 +38,9 @@ import ml_collections
 import numpy as np
 
 from aim_jax import geometry
-from aim_jax.fitting import camera as camera_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import model as model_lib
+from aim_jax.fitting import objectives
 from aim_jax.fitting.basis import ModelBasis
 from aim_jax.fitting.targets import TargetSet, interpolate
 from aim_jax.models import siren
@@ -137,16 +137,14 @@ def split_unknowns(u: jnp.ndarray, spec: model_lib.FitSpec):
   (K, S-1), g (R,)) from u."""
   n, s = spec.transform_outputs, spec.num_coefficients
   regions = (u.shape[0] - n - spec.rank) // s
-  raw, g = u[:n], u[n + regions * s:]
   w_global = u[n:n + regions * s].reshape(regions, s)
-  identity = jnp.asarray(geometry.IDENTITY_6D, u.dtype)
-  scale = np.float32(spec.translation_scale)
-  frame = {'raw': raw, 'jaw_rotation': geometry.rotation_from_6d(identity + raw[0:6]),
-           'jaw_translation': scale * raw[6:9]}
-  if spec.head_pose:
-    frame['head_rotation'] = geometry.rotation_from_6d(identity + raw[9:15])
-    frame['head_translation'] = scale * raw[15:18]
-  return frame, w_global, g
+  return model_lib.decode_transforms(u[:n], spec), w_global, u[n + regions * s:]
+
+
+def _skinned_at(tb: TrackingBasis, frame: Dict, vertex_ids: jnp.ndarray) -> jnp.ndarray:
+  """(N, 3) mm the neutral at `vertex_ids` skinned by the frame's jaw (no offsets)."""
+  return geometry.skin(tb.neutral[vertex_ids], tb.skinning[vertex_ids], frame['jaw_rotation'],
+                       frame['jaw_translation'], tb.pivot)
 
 
 def frame_points(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec,
@@ -156,8 +154,7 @@ def frame_points(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec,
   offsets = (jnp.einsum('r,nrd->nd', g, tb.per_rank[vertex_ids])
              + jnp.einsum('ns,nsd->nd', tb.regions[vertex_ids] @ w_global,
                           tb.deltas[vertex_ids]))
-  x = geometry.skin(tb.neutral[vertex_ids], tb.skinning[vertex_ids], frame['jaw_rotation'],
-                    frame['jaw_translation'], tb.pivot) + offsets
+  x = _skinned_at(tb, frame, vertex_ids) + offsets
   if 'head_rotation' in frame:
     x = geometry.rigid_about_pivot(x, frame['head_rotation'], frame['head_translation'],
                                    tb.pivot)
@@ -173,30 +170,20 @@ def coefficients_at(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec
 
 
 def _robust_weight(squared: jnp.ndarray, kind: str, scale: float) -> jnp.ndarray:
-  """IRLS weight d rho / d(r^2) of `objectives.robust_penalty`."""
-  if kind == 'none':
-    return jnp.ones_like(squared)
-  if kind == 'huber':
-    r = jnp.sqrt(squared + 1e-12)
-    return jnp.where(r <= scale, 1.0, scale / r)
-  if kind == 'cauchy':
-    return 1.0 / (1.0 + squared / (scale * scale))
-  raise ValueError(f'unknown robust penalty {kind!r}')
+  """IRLS weight d rho / d(r^2) of `objectives.robust_penalty` (element-wise)."""
+  return jax.grad(lambda s: jnp.sum(objectives.robust_penalty(s, kind, scale)))(squared)
 
 
 def _data_residuals(tb, u, spec, target: TargetSet):
   """Per-point residual vectors (M, D) and the mm per unit (M,) that makes them mm (1 for 3D,
-  the point's depth over the focal length for landmarks)."""
+  the point's depth over the focal length for landmarks: `objectives.pixel_residuals`)."""
   k = target.points.vertices.shape[1]
   x = frame_points(tb, u, spec, target.points.vertices.reshape(-1))
   x = interpolate(target.points, x.reshape(-1, k, 3))
   values, = target.values
   if target.kind != 'landmarks':
     return x - values, jnp.ones(x.shape[0], x.dtype)
-  camera = target.camera
-  pixels = camera_lib.project(camera, x)
-  depth = x @ camera.rotation[2] + camera.translation[2]
-  return pixels - values, jax.lax.stop_gradient(depth / camera.intrinsics[0, 0])
+  return objectives.pixel_residuals(x, target.camera, values)
 
 
 def _residuals(u, tb, targets, previous, settings: SolverSettings, robust_w):
@@ -305,12 +292,8 @@ def _row_weights(tb, u, targets, designs, settings: SolverSettings):
 
 def _skinned(tb, raw, spec, target):
   """(M, 3) mm the jaw-skinned neutral at the target's surface points (no offsets)."""
-  identity = jnp.asarray(geometry.IDENTITY_6D, raw.dtype)
   k = target.points.vertices.shape[1]
-  ids = target.points.vertices.reshape(-1)
-  x = geometry.skin(tb.neutral[ids], tb.skinning[ids],
-                    geometry.rotation_from_6d(identity + raw[0:6]),
-                    np.float32(spec.translation_scale) * raw[6:9], tb.pivot)
+  x = _skinned_at(tb, model_lib.decode_transforms(raw, spec), target.points.vertices.reshape(-1))
   return interpolate(target.points, x.reshape(-1, k, 3))
 
 

@@ -30,7 +30,7 @@ TRACK_NPZ = 'track.npz'
 
 def _errors(frames: np.ndarray, truth: np.ndarray, region: np.ndarray) -> np.ndarray:
   """(F,) mean per-vertex error (mm) over the face region."""
-  return np.linalg.norm(frames - truth, axis=-1)[:, region].mean(axis=1)
+  return eval_lib.vertex_errors(frames, truth)[:, region].mean(axis=1)
 
 
 def track_report(result: Dict, truth: Optional[Dict], region: np.ndarray, pivot: np.ndarray,
