@@ -15,14 +15,16 @@ from typing import Dict, List
 
 import numpy as np
 
+from aim_jax import eval as eval_lib
 from aim_jax import mesh_io, metrics_log, viz
 from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
 
 
 def reconstruction_error(shapes: np.ndarray, targets: np.ndarray) -> np.ndarray:
-  """(V,) mm per-vertex reconstruction error, the mean over the (S, V, 3) learning shapes."""
-  return np.linalg.norm(shapes - targets, axis=-1).mean(axis=0)
+  """(V,) mm per-vertex reconstruction error, the mean over the (S, V, 3) learning shapes (as
+  `usd_export.model_arrays` computes it)."""
+  return eval_lib.vertex_errors(shapes, targets).mean(axis=0)
 
 
 def field_colors(fields: Dict[str, np.ndarray], error: np.ndarray) -> Dict[str, np.ndarray]:
