@@ -133,8 +133,15 @@ def test_track_command_writes_npz_and_report(tmp_path):
   report = track_run.run_track(config, model_dir, 'synthetic', workdir, log=None)
   with np.load(os.path.join(workdir, 'track.npz')) as data:
     assert data['frames'].shape[0] == config.synthetic.num_frames
+    frames = data['frames']
   assert json.load(open(os.path.join(workdir, 'report.json')))['latency_ms'] == report[
       'latency_ms']
+  assert os.listdir(os.path.join(workdir, track_run.CALIBRATION, 'checkpoints'))
+  lines = []
+  track_run.run_track(config, model_dir, 'synthetic', workdir, log=lines.append)
+  assert any(line.startswith('resumed from checkpoint at step') for line in lines), lines
+  with np.load(os.path.join(workdir, 'track.npz')) as again:
+    np.testing.assert_allclose(again['frames'][:3], frames[:3], atol=1e-5)
   wrong = str(tmp_path / 'wrong.npz')
   np.savez(wrong, frames=np.zeros((2, 5, 3)))
   for batch_fit, problem in ((wrong, 'frames have shape'), (wrong + '.missing', 'not a readable')):
@@ -142,3 +149,21 @@ def test_track_command_writes_npz_and_report(tmp_path):
       track_run.run_track(config, model_dir, 'synthetic', str(tmp_path / 'other'),
                           batch_fit=batch_fit, log=None)
   assert not os.path.exists(tmp_path / 'other' / 'track.npz')
+
+
+def test_non_finite_tracked_frames_are_not_written(tmp_path, monkeypatch):
+  from tiny_models import make_model_workdir
+
+  from aim_jax import train_loop
+  model_dir = make_model_workdir(str(tmp_path / 'model'))
+  real = tracking.track_sequence
+
+  def broken(*args, **kwargs):
+    result = real(*args, **kwargs)
+    result['frames'][-1, 0, 0] = np.nan
+    return result
+  monkeypatch.setattr(tracking, 'track_sequence', broken)
+  workdir = str(tmp_path / 'track')
+  with pytest.raises(train_loop.Diverged, match='non-finite'):
+    track_run.run_track(_config(), model_dir, 'synthetic', workdir, log=None)
+  assert not os.path.exists(os.path.join(workdir, 'track.npz'))

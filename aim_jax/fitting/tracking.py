@@ -416,9 +416,10 @@ def solver_settings(config: ml_collections.ConfigDict, spec: model_lib.FitSpec
 def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
                    basis: ModelBasis, targets: Dict[str, TargetSet],
                    log: Optional[Callable[[str], None]] = print,
-                   topology=None) -> Dict[str, np.ndarray]:
-  """Calibrates on the first `config.tracking.calibration_frames` frames (a batch fit), then
-  solves every later frame alone, warm-started from the previous one.
+                   topology=None, workdir: Optional[str] = None) -> Dict[str, np.ndarray]:
+  """Calibrates on the first `config.tracking.calibration_frames` frames (a batch fit, with its
+  checkpoints in `workdir` when given, so a killed run resumes it), then solves every later
+  frame alone, warm-started from the previous one.
 
   Returns 'frames' (F, V, 3) mm and 'jaw_rotation' (F, 3, 3), 'jaw_translation' (F, 3) mm
   (and head transforms with `model.head_pose`) of every frame, plus
@@ -439,7 +440,7 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
   start = time.perf_counter()
   calibration, _ = fit_lib.fit_frames(
       config, spec, source, {k: t.frames(slice(0, count)) for k, t in targets.items()},
-      log=log)
+      workdir=workdir, log=log)
   calibration_seconds = time.perf_counter() - start
   networks = jax.tree_util.tree_map(
       jnp.asarray, {k: v for k, v in calibration.items() if k != 'codes'})

@@ -4,7 +4,8 @@ learned model + targets -> the first `tracking.calibration_frames` frames fitted
 later frame solved alone warm-started from the previous one (`fitting/tracking.py`) ->
 track.npz (frames (F, V, 3) mm, jaws, latency_ms (F,)), report.json (latency, and with ground
 truth the error of the calibration and tracked frames; with `batch_fit` the batch fit's error
-on the same frames beside it).
+on the same frames beside it), calibration/ (the calibration fit's checkpoints: a killed run
+resumes the calibration; the tracked frames, seconds, are solved again).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from aim_jax import eval as eval_lib
-from aim_jax import files
+from aim_jax import files, train_loop
 from aim_jax import model_dir as model_dir_lib
 from aim_jax import workdir as workdir_lib
 from aim_jax.fitting import fit as fit_lib
@@ -26,6 +27,7 @@ from aim_jax.runs import fit as fit_run
 from aim_jax.runs import identity as identity_lib
 
 TRACK_NPZ = 'track.npz'
+CALIBRATION = 'calibration'  # The calibration fit's checkpoints (a killed run resumes it).
 
 
 def _errors(frames: np.ndarray, truth: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -117,7 +119,11 @@ def run_track(config: ml_collections.ConfigDict, model_dir: str, targets: str, w
     aim_config = methods_lib.config_for_targets(config, sequence)
     spec = fit_lib.fit_spec(aim_config, model.basis.num_coefficients)
     result = tracking.track_sequence(aim_config, spec, model.basis, sequence, log=log,
-                                     topology=model.topology)
+                                     topology=model.topology,
+                                     workdir=os.path.join(workdir, CALIBRATION))
+    if not np.all(np.isfinite(result['frames'])):
+      raise train_loop.Diverged(f'{workdir}: non-finite tracked frames; nothing of them was '
+                                'written')
     files.write_npz(os.path.join(workdir, TRACK_NPZ), **result)
     report = dict(track_report(result, truth, model.actor.region, model.actor.pivot, batch),
                   actor=model.actor.name, config=config.to_dict())
