@@ -124,7 +124,7 @@ def restore_params(workdir: str, spec: aim.AIMSpec, config: ml_collections.Confi
     raise FileNotFoundError(f'{folder}: no checkpoint to restore')
   optimizer = learning.make_optimizer(config)
   abstract = jax.eval_shape(lambda: learning.create_state(config, spec, optimizer))
-  with train_loop.Checkpoints(workdir, log=log) as checkpoints:
+  with train_loop.Checkpoints(workdir, log=log, process_local=True) as checkpoints:
     state, step = checkpoints.restore(abstract)
   if step is None:
     raise FileNotFoundError(f'{folder}: no checkpoint to restore')

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 import orbax.checkpoint as ocp
 
-from aim_jax import metrics_log
+from aim_jax import distributed, metrics_log
 from aim_jax import progress as progress_lib
 
 Log = Optional[Callable[[str], None]]
@@ -196,6 +196,18 @@ def non_finite_terms(values: Dict[str, float]) -> List[str]:
 # Checkpoints.
 
 
+def _restore_target(leaf) -> jax.ShapeDtypeStruct:
+  """Shape, dtype and placement a leaf is restored to: its own sharding, or (for an abstract
+  leaf, e.g. from `jax.eval_shape`) this process's first device, not the device the checkpoint
+  was written from (another process's in a multi-process run)."""
+  target = ocp.utils.to_shape_dtype_struct(leaf)
+  if getattr(target, 'sharding', None) is None:
+    target = jax.ShapeDtypeStruct(target.shape, target.dtype,
+                                  sharding=jax.sharding.SingleDeviceSharding(
+                                      jax.local_devices()[0]))
+  return target
+
+
 class Checkpoints:
   """Orbax checkpoints of one run in `workdir/checkpoints`.
 
@@ -204,16 +216,28 @@ class Checkpoints:
   state, so rotation (`max_to_keep`) never drops the last finite checkpoint for a diverged one.
   """
 
-  def __init__(self, workdir: str, max_to_keep: int = 3, log: Log = print):
+  def __init__(self, workdir: str, max_to_keep: int = 3, log: Log = print,
+               process_local: bool = False):
+    """`process_local`: this process alone reads (or writes) them, e.g. a learned model every
+    process of a multi-process run loads for itself; otherwise every process of the run takes
+    part in each save and restore (orbax's multi-host checkpointing of sharded states)."""
     self.workdir = workdir
     self.directory = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self.max_to_keep, self.log = max_to_keep, log
+    self.process_local = process_local
     self._manager = self._open()
 
   def _open(self) -> ocp.CheckpointManager:
+    multiprocessing = ocp.options.MultiprocessingOptions()
+    if self.process_local:  # Orbax does not create the folder for a subset of processes.
+      os.makedirs(self.directory, exist_ok=True)
+      me = jax.process_index()
+      multiprocessing = ocp.options.MultiprocessingOptions(
+          primary_host=me, active_processes={me}, barrier_sync_key_prefix=f'local{me}')
     return ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=self.max_to_keep,
-                                                             create=True))
+        self.directory, options=ocp.CheckpointManagerOptions(
+            max_to_keep=self.max_to_keep, create=not self.process_local,
+            multiprocessing_options=multiprocessing))
 
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
@@ -222,12 +246,15 @@ class Checkpoints:
     return sorted(self._manager.all_steps())
 
   def _set_aside(self, step: int):
-    aside = os.path.join(self.workdir, 'checkpoints_unreadable')
-    os.makedirs(aside, exist_ok=True)
-    target = os.path.join(aside, str(step))
-    if os.path.exists(target):
-      shutil.rmtree(target)
-    os.replace(os.path.join(self.directory, str(step)), target)
+    if distributed.is_primary():  # Every process found it unreadable; one moves it.
+      aside = os.path.join(self.workdir, 'checkpoints_unreadable')
+      os.makedirs(aside, exist_ok=True)
+      target = os.path.join(aside, str(step))
+      if os.path.exists(target):
+        shutil.rmtree(target)
+      os.replace(os.path.join(self.directory, str(step)), target)
+    if not self.process_local:
+      distributed.barrier(f'checkpoint {step} set aside')
     self._manager.close()
     self._manager = self._open()
 
@@ -236,7 +263,7 @@ class Checkpoints:
 
     `like` is a state of the right structure (its values are not used).
     """
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
+    abstract = jax.tree_util.tree_map(_restore_target, like)
     steps = self.all_steps()
     for step in reversed(steps):
       try:
@@ -350,7 +377,8 @@ def run(state, step_fn: StepFn, options: LoopOptions, workdir: Optional[str] = N
   checkpoints = metrics_path = None
   if workdir:
     os.makedirs(workdir, exist_ok=True)
-    metrics_path = metrics_log.path_in(workdir)
+    if distributed.is_primary():  # In a multi-process run, process 0 writes the metrics.
+      metrics_path = metrics_log.path_in(workdir)
     checkpoints = Checkpoints(workdir, options.max_checkpoints, log)
   history: List[Dict] = []
   stopped = None
@@ -358,7 +386,8 @@ def run(state, step_fn: StepFn, options: LoopOptions, workdir: Optional[str] = N
     with StopSignals() as stop:
       if checkpoints is not None:
         state, latest = checkpoints.restore(state)
-        metrics_log.truncate(metrics_path, latest or 0)
+        if metrics_path:
+          metrics_log.truncate(metrics_path, latest or 0)
         if latest is not None and log:
           log(f'resumed from checkpoint at step {latest} in {workdir}')
       start = int(state.step)
@@ -404,8 +433,8 @@ def run(state, step_fn: StepFn, options: LoopOptions, workdir: Optional[str] = N
           last_good = step
         if saving:
           _save_finite(checkpoints, step, state)
-        if stop.requested:
-          stopped = stop.requested
+        if _stop_agreed(stop, at_boundary=logged or saving or step >= end):
+          stopped = stop.requested or 'a signal to another process'
           break
       if checkpoints is not None and int(state.step) != (checkpoints.latest_step() or 0):
         _save_finite(checkpoints, int(state.step), state, force=True)
@@ -416,6 +445,15 @@ def run(state, step_fn: StepFn, options: LoopOptions, workdir: Optional[str] = N
     where = f'; checkpoint in {workdir}, rerun the same command to resume' if workdir else ''
     raise StopRequested(f'stopped at step {int(state.step)} ({stopped}){where}')
   return state, history
+
+
+def _stop_agreed(stop: StopSignals, at_boundary: bool) -> bool:
+  """Whether to stop now. One process stops at once on a signal; several stop together, at the
+  next log or checkpoint step, when any of them was signalled (each would otherwise wait for the
+  others at the next collective)."""
+  if distributed.process_count() == 1:
+    return bool(stop.requested)
+  return at_boundary and distributed.any_process(bool(stop.requested))
 
 
 def _save_finite(checkpoints: Checkpoints, step: int, state, force: bool = False):

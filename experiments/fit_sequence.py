@@ -10,8 +10,12 @@ r"""Fits a learned AIM (and the baselines) to a sequence of frames (supplementar
 --targets is 'synthetic' (the synthetic actor's held-out performance; --config.synthetic.kind
 picks dense, markers or landmarks), a folder of OBJ/PLY frames in the actor's topology, or an
 npz (formats: aim_jax/fitting/io.py and the README). A rerun with the same workdir resumes.
+
+With --distributed (experiments/distributed_flags.py) several processes fit one sequence: the
+frames of each chunk are split over every process's devices and process 0 writes the outputs.
 """
 
+import distributed_flags  # experiments/distributed_flags.py, beside this file.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -41,6 +45,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   with one_line_errors():
+    distributed_flags.initialize()
     fit_run.run_fit(_CONFIG.value, _MODEL_DIR.value, _TARGETS.value, _WORKDIR.value,
                     ground_truth=_GROUND_TRUTH.value, units=_UNITS.value,
                     log=lambda line: print(line, flush=True), restart=_RESTART.value,

@@ -3,9 +3,10 @@
 `fit_frames` fits one chunk of frames jointly (shared F_T and F_W, one code per frame): a jitted
 Adam step on a random subset of the constrained points each step, resumable from orbax
 checkpoints. With several devices the frame axis is sharded across them (`jax.sharding`), so the
-same call scales from one CPU to a multi-GPU host. `fit_sequence` splits a long sequence into
-chunks, fits them one after another (each starting from the previous chunk's networks), keeps
-finished chunks on disk and returns every frame evaluated at every vertex.
+same call scales from one CPU to a multi-GPU host, and to several hosts (`aim_jax/distributed.py`:
+the mesh spans every process's devices, process 0 writes the files). `fit_sequence` splits a long
+sequence into chunks, fits them one after another (each starting from the previous chunk's
+networks), keeps finished chunks on disk and returns every frame evaluated at every vertex.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from aim_jax import geometry, train_loop
+from aim_jax import distributed, geometry, train_loop
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import coefficient_field, mesh_topology, objectives
 from aim_jax.fitting import model as model_lib
@@ -219,7 +220,8 @@ def init_params(config, spec: model_lib.FitSpec, num_frames: int,
 
 def frame_sharding(num_frames: int):
   """(padded frame count, sharding of frame-major arrays, replicated sharding), or None when
-  there is only one device."""
+  there is only one device. The mesh spans the devices of every process of a multi-process run
+  (`aim_jax/distributed.py`)."""
   devices = jax.devices()
   if len(devices) < 2:
     return None
@@ -285,7 +287,9 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
   loop = train_loop.loop_options(config.train, num_steps=int(num_steps or config.train.num_steps))
   base_key = jax.random.PRNGKey(config.seed + 1)
 
-  sharding = frame_sharding(num_frames) if config.train.shard_frames else None
+  # Several processes always split the frames (the alternative is each fitting all of them).
+  shard = config.train.shard_frames or distributed.process_count() > 1
+  sharding = frame_sharding(num_frames) if shard else None
   padded = num_frames if sharding is None else sharding[0]
   params = init_params(config, spec, num_frames, networks)
   valid = jnp.ones(padded, jnp.float32)
@@ -312,7 +316,7 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
       workdir=workdir, log=log, hooks=hooks, stop_after=stop_after,
       block_fn=lambda s: fit_block(s, source, targets, valid, base_key, **settings,
                                    count=loop.steps_per_call))
-  params = jax.device_get(state.params)
+  params = distributed.gather(state.params)
   params['codes'] = params['codes'][:num_frames]
   return params, history
 
@@ -406,9 +410,11 @@ def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, bas
     if 'camera' in params:
       result['camera_rot6d'] = np.asarray(params['camera']['rot6d'])[None]
       result['camera_translation'] = np.asarray(params['camera']['translation'])[None]
-    _save_networks(chunk_dir, networks)
-    tmp = os.path.join(chunk_dir, 'result.tmp.npz')
-    np.savez(tmp, **result)
-    os.replace(tmp, done)
+    if distributed.is_primary():  # Every process holds the same result; one writes it.
+      _save_networks(chunk_dir, networks)
+      tmp = os.path.join(chunk_dir, 'result.tmp.npz')
+      np.savez(tmp, **result)
+      os.replace(tmp, done)
+    distributed.barrier(f'{chunk_dir} written')
     results.append(result)
   return {k: np.concatenate([r[k] for r in results]) for k in results[0]}

@@ -17,6 +17,7 @@ Layout under the workdir:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Callable, Dict, Optional
@@ -24,7 +25,7 @@ from typing import Callable, Dict, Optional
 import ml_collections
 import numpy as np
 
-from aim_jax import files, train_loop, usd_export
+from aim_jax import distributed, files, train_loop, usd_export
 from aim_jax import model_dir as model_dir_lib
 from aim_jax import workdir as workdir_lib
 from aim_jax.data.actor import Actor
@@ -116,7 +117,16 @@ def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, wor
   plausibility.check_targets(sequence, model.actor.neutral,
                              'synthetic targets' if targets == 'synthetic' else targets)
   identity = identity_lib.fitting_identity(config, model_dir, sequence, truth)
-  with workdir_lib.open_run(workdir, identity, restart=restart, log=log):
+  if not distributed.is_primary():  # Several processes (aim_jax/distributed.py): 0 speaks.
+    log = None
+  with contextlib.ExitStack() as run:
+    error = None
+    if distributed.is_primary():  # Process 0 locks and claims the workdir for all.
+      try:
+        run.enter_context(workdir_lib.open_run(workdir, identity, restart=restart, log=log))
+      except Exception as err:  # pylint: disable=broad-except
+        error = err
+    distributed.check_together(error, f'opening {workdir}')
     return fit_and_report(config, model, sequence, truth, workdir, log=log, usd_fps=usd_fps)
 
 
@@ -172,6 +182,8 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
     if bad:
       raise train_loop.Diverged(f'{method}: non-finite {", ".join(sorted(bad))} in the fit; '
                                 f'nothing of it was written to {os.path.join(workdir, method)}')
+    if not distributed.is_primary():  # Every process holds the fit; process 0 writes it.
+      continue
     out = os.path.join(workdir, method)
     files.write_npz(os.path.join(out, 'fit.npz'), **results[method])
     if config.output.meshes:
@@ -192,7 +204,9 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
       'seconds_per_frame_this_run': {m: s / num_frames for m, s in seconds.items()},
       'config': config.to_dict(),
   }
-  write_report_outputs(workdir, config, model.actor, results, evaluation, truth, report)
+  if distributed.is_primary():
+    write_report_outputs(workdir, config, model.actor, results, evaluation, truth, report)
+  distributed.barrier(f'{workdir} written')
   if log:
     log(format_report(report))
   return report
