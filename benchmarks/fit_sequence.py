@@ -20,8 +20,8 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
+from steppers import fit_state, fit_stepper, step_ms
 
 from aim_jax import eval as eval_lib
 from aim_jax import model_dir
@@ -43,13 +43,6 @@ _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds for step timings
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/fit_sequence.json', 'Result file.')
 
 
-def _state(config, spec, num_frames):
-  optimizer = fit_lib.make_optimizer(config)
-  params = fit_lib.init_params(config, spec, num_frames)
-  return fit_lib.FitState(step=jnp.zeros((), jnp.int32), params=params,
-                          opt_state=optimizer.init(params))
-
-
 def convergence(config, basis, targets, truth, variant, num_steps, eval_every):
   """Fits with periodic evaluation; returns the curve [(step, fit seconds, error mm)] and the
   compile time. Fit seconds exclude compilation and the evaluations."""
@@ -58,7 +51,7 @@ def convergence(config, basis, targets, truth, variant, num_steps, eval_every):
   spec = fit_lib.fit_spec(config, basis.num_coefficients, variant)
   step = fit_lib.make_step(spec, fit_lib.loss_options(config),
                            fit_lib.OptimizerSettings.from_config(config))
-  state = _state(config, spec, truth.shape[0])
+  state = fit_state(config, spec, truth.shape[0])
   source, key = {'basis': basis}, jax.random.PRNGKey(config.seed + 1)
   start = time.perf_counter()
   valid = jnp.ones(truth.shape[0], jnp.float32)
@@ -83,37 +76,6 @@ def time_to_reach(curve, threshold):
     if error <= threshold:
       return step, seconds
   return None, None
-
-
-def step_ms(step_fns, rounds, steps=20):
-  """Alternating rounds: {name: median ms per step}."""
-  times = {name: [] for name in step_fns}
-  for run in step_fns.values():
-    run(2)  # Compile and warm up.
-  for _ in range(rounds):
-    for name, run in step_fns.items():
-      start = time.perf_counter()
-      run(steps)
-      times[name].append(1e3 * (time.perf_counter() - start) / steps)
-  return {name: float(np.median(t)) for name, t in times.items()}
-
-
-def stepper(config, spec, basis, targets, num_frames, aim_spec=None, aim_params=None):
-  step = fit_lib.make_step(spec, fit_lib.loss_options(config),
-                           fit_lib.OptimizerSettings.from_config(config),
-                           aim_spec)
-  state = [_state(config, spec, num_frames)]
-  source = {'basis': basis}
-  if aim_spec is not None:
-    source['aim'] = aim_params
-  key = jax.random.PRNGKey(0)
-  valid = jnp.ones(num_frames, jnp.float32)
-
-  def run(n):
-    for _ in range(n):
-      state[0], terms = step(state[0], source, targets, valid, key)
-    jax.block_until_ready(terms)
-  return run
 
 
 def main(argv):
@@ -166,9 +128,9 @@ def main(argv):
   spec = fit_lib.fit_spec(config, model.basis.num_coefficients)
   ref_spec = fit_lib.fit_spec(config, model.basis.num_coefficients, 'per_point')
   results['step_ms'] = step_ms({
-      'cached': stepper(config, spec, model.basis, targets, 100),
-      'uncached': stepper(config, spec, model.basis, targets, 100, model.spec, model.params),
-      'cached_per_point': stepper(config, ref_spec, model.basis, targets, 100),
+      'cached': fit_stepper(config, spec, model.basis, targets, 100),
+      'uncached': fit_stepper(config, spec, model.basis, targets, 100, model.spec, model.params),
+      'cached_per_point': fit_stepper(config, ref_spec, model.basis, targets, 100),
   }, _ROUNDS.value)
   print(' ', results['step_ms'])
 
@@ -180,7 +142,7 @@ def main(argv):
     many = synthetic_performance.make_performance(actor, num_frames=frames,
                                                   seed=config.synthetic.seed)
     t = {'dense': targets_lib.dense_targets(many.frames)}
-    scaling['frames'][frames] = step_ms({'s': stepper(config, spec, oracle, t, frames)},
+    scaling['frames'][frames] = step_ms({'s': fit_stepper(config, spec, oracle, t, frames)},
                                         _ROUNDS.value)['s']
   for resolution in (48, 64, 96, 128):
     other = synthetic.make_synthetic_actor(resolution=resolution)
@@ -188,7 +150,7 @@ def main(argv):
     b = basis_lib.basis_from_ground_truth(
         other, aim.make_spec(other.neutral, other.pivot, other.num_shapes))
     t = {'dense': targets_lib.dense_targets(many.frames)}
-    run = stepper(config, spec, b, t, 100)
+    run = fit_stepper(config, spec, b, t, 100)
     ms = step_ms({'s': run}, _ROUNDS.value)['s']
     params = fit_lib.init_params(config, spec, 100)
     fit_lib.evaluate_frames(params, spec, b)

@@ -26,11 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
+from steppers import learn_step_config, learn_stepper
 
 from aim_jax import learning
 from aim_jax.anatomy import constraints as constraints_lib
 from aim_jax.data import synthetic
-from configs import learn as learn_config
 
 _RESOLUTION = flags.DEFINE_integer('resolution', 64, 'Synthetic actor resolution.')
 _HIDDEN = flags.DEFINE_integer('hidden', 128, 'Hidden width of every network.')
@@ -38,40 +38,6 @@ _DEPTH = flags.DEFINE_integer('depth', 3, 'Hidden layers per network.')
 _ROUNDS = flags.DEFINE_integer('rounds', 5, 'Alternating measurement rounds.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'Steps per round.')
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/learn_step.json', 'Result file.')
-
-
-def _config(hidden, depth, layout='loop', sine='poly'):
-  """configs/learn.py (every default term) at the benchmark's size, full batch."""
-  config = learn_config.get_config()
-  config.model.hidden, config.model.depth = hidden, depth
-  config.model.layout, config.model.sine = layout, sine
-  config.train.batch_size = 0
-  config.train.constraint_batch = 0
-  config.train.symmetry_batch = 1024
-  return config
-
-
-def _jax_stepper(config, actor, constraints, block=1):
-  """(run(n), warm-up seconds): n steps of our jitted step, `block` steps per dispatch
-  (`learning.train_block`, a lax.scan, as `train.steps_per_call` does in learning)."""
-  spec = learning.model_spec(config, actor)
-  settings = learning.StepSettings.from_config(config, spec)
-  data = learning.make_learning_data(actor, constraints)
-  state = [learning.create_state(config, spec, settings.optimizer.optimizer())]
-
-  def run(n):
-    if block > 1:
-      if n % block:
-        raise ValueError(f'steps per round ({n}) must be a multiple of the block ({block})')
-      for _ in range(n // block):
-        state[0], terms = learning.train_block(state[0], data, settings, block)
-    else:
-      for _ in range(n):
-        state[0], terms = learning.train_step(state[0], data, settings)
-    jax.block_until_ready(terms)
-  start = time.perf_counter()
-  run(block)  # Compiles.
-  return run, time.perf_counter() - start
 
 
 def _torch_stepper(config, actor, constraints, compile_mode=None):
@@ -138,7 +104,7 @@ def main(argv):
   del argv
   actor = synthetic.make_synthetic_actor(resolution=_RESOLUTION.value)
   constraints = constraints_lib.compute_constraints(actor, source_fraction=0.1)
-  config = lambda **kw: _config(_HIDDEN.value, _DEPTH.value, **kw)
+  config = lambda **kw: learn_step_config(_HIDDEN.value, _DEPTH.value, **kw)
   ours, theirs, _ = check_same_terms(config(sine='xla'), actor, constraints)
   print(f'same parameters and draws: total loss {ours:.6g} (ours), {theirs:.6g} (PyTorch)')
   if not np.isclose(ours, theirs, rtol=1e-4):
@@ -146,11 +112,11 @@ def main(argv):
   block = _STEPS.value
   makers = {
       f'jax (poly sine, loop, {block} steps per call)':
-      lambda: _jax_stepper(config(), actor, constraints, block),
-      'jax (poly sine, loop)': lambda: _jax_stepper(config(), actor, constraints),
-      'jax (jnp.sin, loop)': lambda: _jax_stepper(config(sine='xla'), actor, constraints),
-      'jax (poly sine, stacked)': lambda: _jax_stepper(config(layout='stacked'), actor,
-                                                       constraints),
+      lambda: learn_stepper(config(), actor, constraints, block),
+      'jax (poly sine, loop)': lambda: learn_stepper(config(), actor, constraints),
+      'jax (jnp.sin, loop)': lambda: learn_stepper(config(sine='xla'), actor, constraints),
+      'jax (poly sine, stacked)': lambda: learn_stepper(config(layout='stacked'), actor,
+                                                        constraints),
       'pytorch eager': lambda: _torch_stepper(config(), actor, constraints),
       'pytorch torch.compile': lambda: _torch_stepper(config(), actor, constraints, 'default'),
   }

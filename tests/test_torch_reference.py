@@ -12,6 +12,7 @@ torch = pytest.importorskip('torch')
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), 'benchmarks'))
 
 import learn_step  # noqa: E402
+import steppers  # noqa: E402
 import torch_reference  # noqa: E402
 
 from aim_jax.anatomy import constraints as constraints_lib  # noqa: E402
@@ -26,7 +27,7 @@ def small_actor():
 
 def test_same_total_loss_at_same_parameters_and_draws(small_actor):
   actor, constraints = small_actor
-  config = learn_step._config(16, 2, sine='xla')
+  config = steppers.learn_step_config(16, 2, sine='xla')
   config.train.symmetry_batch = 64
   ours, theirs, terms = learn_step.check_same_terms(config, actor, constraints)
   assert {'neutral', 'bone_smooth', 'normal_smooth', 'fold', 'expression_small'} <= set(terms)
@@ -35,7 +36,7 @@ def test_same_total_loss_at_same_parameters_and_draws(small_actor):
 
 def test_a_different_jaw_changes_the_reference_loss(small_actor, monkeypatch):
   actor, constraints = small_actor
-  config = learn_step._config(16, 2, sine='xla')
+  config = steppers.learn_step_config(16, 2, sine='xla')
   original = torch_reference.load_params
 
   def shifted(model, params):
@@ -49,7 +50,7 @@ def test_a_different_jaw_changes_the_reference_loss(small_actor, monkeypatch):
 
 def test_unsupported_terms_are_refused(small_actor):
   actor, constraints = small_actor
-  config = learn_step._config(16, 2)
+  config = steppers.learn_step_config(16, 2)
   config.loss.weights.bone_symmetry = 0.1
   with pytest.raises(ValueError, match='bone_symmetry'):
     torch_reference.make_step(config, actor, constraints)

@@ -277,3 +277,28 @@ def test_plots_written(tmp_path):
                        [1.2, 1.8, 1.5], errors=[0.1, 0.2, 0.1], reference=[1.1, np.nan, 1.4],
                        ylabel='mean error (mm)')
   assert _foreground(mpl_image.imread(path)).mean() > 0.01
+
+
+def test_loglog_slope():
+  x = np.array([25.0, 50.0, 100.0, 200.0])
+  np.testing.assert_allclose(viz.loglog_slope(x, 3.0 * x ** 1.5), 1.5, rtol=1e-9)
+  np.testing.assert_allclose(viz.loglog_slope(x, np.full(4, 7.0)), 0.0, atol=1e-9)
+  # Non-positive or non-finite pairs are left out; fewer than two sizes give NaN.
+  np.testing.assert_allclose(viz.loglog_slope(x, [np.nan, 50.0, 0.0, 200.0]), 1.0, rtol=1e-9)
+  assert np.isnan(viz.loglog_slope([10.0, 10.0], [1.0, 2.0]))
+
+
+def test_scaling_plot_written(tmp_path):
+  x = np.array([1e3, 4e3, 1.6e4])
+  panels = [viz.ScalingPanel('vs vertices', 'vertices', {'learning': (x, x / 100),
+                                                         'fitting': (x, 5 + x / 1e3)}),
+            viz.ScalingPanel('vs width', 'hidden', {'learning': ([64, 128], [2.0, np.nan])},
+                             slopes=(1.0, 2.0)),
+            viz.ScalingPanel('empty', 'frames', {}, slopes=())]
+  path = viz.plot_scaling(str(tmp_path / 's' / 'scaling.png'), panels, title='scaling')
+  image = mpl_image.imread(path)
+  assert image.shape[:2] == (420, 3 * 420)
+  assert _foreground(image).mean() > 0.01
+  with pytest.raises(ValueError, match='sizes <= 0'):
+    viz.plot_scaling(str(tmp_path / 'bad.png'), [viz.ScalingPanel('t', 'x', {'a': ([0, 1],
+                                                                               [1, 2])})])

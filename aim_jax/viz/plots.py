@@ -1,4 +1,4 @@
-"""Headless line and bar plots: loss curves, per-frame errors, ablation tables (PNG).
+"""Headless line and bar plots: loss curves, per-frame errors, ablation tables, scaling (PNG).
 
 Figures are pyplot-free `matplotlib.figure.Figure`s (Agg canvas), cleared after saving.
 """
@@ -6,12 +6,12 @@ Figures are pyplot-free `matplotlib.figure.Figure`s (Agg canvas), cleared after 
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 DPI = 100
 
@@ -228,5 +228,98 @@ def plot_tradeoff(path: str, x: Sequence[float], y: Sequence[float], labels: Seq
   ax.grid(True, which='both', alpha=0.4)
   if title:
     ax.set_title(title)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+  """The exponent p of y ~ a x^p: the least-squares slope of log y against log x.
+
+  Args:
+    x, y: (K,) sizes and costs (e.g. vertices and ms per step); pairs where either is not
+      finite and positive are left out.
+  Returns:
+    The slope (1: linear, below 1: sub-linear); NaN with fewer than two distinct x left.
+  """
+  x = np.asarray(x, np.float64).reshape(-1)
+  y = np.asarray(y, np.float64).reshape(-1)
+  ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+  if len(np.unique(x[ok])) < 2:
+    return float('nan')
+  return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+class ScalingPanel(NamedTuple):
+  """One panel of `plot_scaling`: a cost against one size, log-log.
+
+  title: panel title; xlabel: the size (e.g. 'vertices'); lines: name -> ((K,) sizes, (K,)
+  costs); slopes: exponents of the dashed reference lines x^p drawn through the first line's
+  first point (empty for none).
+  """
+  title: str
+  xlabel: str
+  lines: Dict[str, Tuple[Sequence[float], Sequence[float]]]
+  slopes: Tuple[float, ...] = (1.0,)
+
+
+def plot_scaling(path: str, panels: Sequence[ScalingPanel], ylabel: str = 'ms per step',
+                 title: Optional[str] = None,
+                 size_px: Optional[Tuple[int, int]] = None) -> str:
+  """Writes a PNG with one log-log panel per size axis (e.g. step time against vertices,
+  frames and network width), one line per measured quantity, each labelled with its fitted
+  exponent (`loglog_slope`), and dashed reference slopes.
+
+  Args:
+    path: output .png (parent folders are created).
+    panels: the panels, left to right; sizes must be > 0 (non-positive or non-finite costs are
+      not drawn).
+    ylabel: y-axis label of every panel.
+    title: figure title.
+    size_px: (width, height) in pixels; default 420 px per panel by 420.
+  Returns:
+    `path`.
+  """
+  size_px = size_px or (420 * max(len(panels), 1), 420)
+  fig = _new_figure(size_px)
+  for i, panel in enumerate(panels):
+    ax = fig.add_subplot(1, max(len(panels), 1), i + 1)
+    sizes = set()
+    for name, (x, y) in panel.lines.items():
+      x = np.asarray(x, np.float64).reshape(-1)
+      y = np.asarray(y, np.float64).reshape(-1)
+      if len(x) != len(y):
+        raise ValueError(f'{panel.title}: line {name!r} has {len(x)} sizes and {len(y)} costs')
+      if (x <= 0).any():
+        raise ValueError(f'{panel.title}: line {name!r} has sizes <= 0 (log axis)')
+      y = np.where(np.isfinite(y) & (y > 0), y, np.nan)
+      ax.plot(x, y, marker='o', lw=1.5, label=f'{name} (slope {loglog_slope(x, y):.2f})')
+      sizes.update(x.tolist())
+    if panel.lines and panel.slopes:
+      x0, y0 = (np.asarray(v, np.float64).reshape(-1) for v in next(iter(panel.lines.values())))
+      span = np.geomspace(min(sizes), max(sizes), 20)
+      for p, style in zip(panel.slopes, ('--', ':', '-.')):
+        ax.plot(span, y0[0] * (span / x0[0]) ** p, style, color='gray', lw=1.0,
+                label=f'slope {p:g} (reference)')
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    # Plain numbers at 1, 2 and 5 per decade (a panel often spans less than one decade).
+    ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    if sizes:
+      ticks = sorted(sizes)
+      ax.xaxis.set_minor_formatter(NullFormatter())
+      ax.set_xticks(ticks)  # Ticks at the measured sizes.
+      ax.set_xticklabels([f'{v:g}' for v in ticks], fontsize=8,
+                         rotation=30 if len(ticks) > 6 else 0)
+    ax.set_xlabel(panel.xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which='minor', alpha=0.12)
+    ax.grid(True, which='major', alpha=0.4)
+    if panel.lines:
+      ax.legend(fontsize=8, loc='best')
+    ax.set_title(panel.title, fontsize=10)
+  if title:
+    fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   return _save(fig, path)
