@@ -49,13 +49,13 @@ def convergence(config, basis, targets, truth, variant, num_steps, eval_every):
   config = config.copy_and_resolve_references()
   config.train.num_steps = num_steps
   spec = fit_lib.fit_spec(config, basis.num_coefficients, variant)
-  step = fit_lib.make_step(spec, fit_lib.loss_options(config),
-                           fit_lib.OptimizerSettings.from_config(config))
+  settings = dict(spec=spec, options=fit_lib.loss_options(config),
+                  optim=fit_lib.OptimizerSettings.from_config(config))
   state = fit_state(config, spec, truth.shape[0])
   source, key = {'basis': basis}, jax.random.PRNGKey(config.seed + 1)
   start = time.perf_counter()
   valid = jnp.ones(truth.shape[0], jnp.float32)
-  compiled = step.lower(state, source, targets, valid, key).compile()
+  compiled = fit_lib.fit_step.lower(state, source, targets, valid, key, **settings).compile()
   compile_s = time.perf_counter() - start
   curve, fit_s = [], 0.0
   for done in range(0, num_steps, eval_every):
