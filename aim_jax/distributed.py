@@ -19,7 +19,8 @@ so library code calls them unconditionally.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import contextlib
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 import jax
 import numpy as np
@@ -43,6 +44,9 @@ def initialize(coordinator: Optional[str] = None, num_processes: Optional[int] =
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                              process_id=process_id)
+  # The first collective sets up the CPU collectives' context, which waits only 30 s for the
+  # other processes; here they have just joined together, later they may be minutes apart.
+  barrier('joined')
 
 
 def process_count() -> int:
@@ -77,6 +81,12 @@ def gather(tree: Any) -> Any:
   return multihost_utils.process_allgather(tree, tiled=True)
 
 
+def share(items: Sequence[Any]) -> list:
+  """This process's share of independent work items: every n-th item from the i-th (process i
+  of n; all of them in a single process)."""
+  return list(items[jax.process_index()::jax.process_count()])
+
+
 def check_together(error: Optional[BaseException], what: str):
   """Raises on every process when any process failed at `what` (its own error where it failed,
   DistributedError elsewhere), so no process waits forever at the next collective."""
@@ -85,3 +95,19 @@ def check_together(error: Optional[BaseException], what: str):
     raise error
   if failed:
     raise DistributedError(f'another process failed at {what}; its message says why')
+
+
+@contextlib.contextmanager
+def entered_by_primary(make: Callable[[], ContextManager], what: str) -> Iterator[None]:
+  """`with entered_by_primary(lambda: workdir.Lock(path), 'locking path'):` process 0 alone
+  enters the context (a workdir's lock, for every process of the run); when entering fails there,
+  every process raises (`check_together`) instead of waiting at the next collective."""
+  with contextlib.ExitStack() as stack:
+    error = None
+    if is_primary():
+      try:
+        stack.enter_context(make())
+      except Exception as err:  # pylint: disable=broad-except
+        error = err
+    check_together(error, what)
+    yield

@@ -10,12 +10,20 @@ main paper's Table 1) and writes a report beside the paper's numbers.
 finished jobs and resumes unfinished ones from their checkpoints, so a killed run loses at most
 a checkpoint interval. `--report_only` rewrites report.md, results.csv, plots/ and renders/
 from the finished jobs.
+
+With --distributed (experiments/distributed_flags.py) the jobs are spread over several processes
+(hosts): process i runs every n-th job from the i-th, each in a subprocess (one per GPU with
+`parallel_jobs`), and process 0, which holds the workdir's lock, writes the report once every
+process is done. On a SLURM allocation: `srun python experiments/ablate.py ... --distributed`.
 """
 
 import ablate_jobs  # experiments/ablate_jobs.py, beside this file.
+import distributed_flags  # experiments/distributed_flags.py, beside this file.
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from aim_jax import distributed
 from aim_jax import workdir as workdir_lib
 from aim_jax.ablation import report as report_lib
 from aim_jax.ablation import runner
@@ -43,14 +51,24 @@ def main(argv):
   with one_line_errors(prefix='--study: '):
     studies = studies_lib.parse_studies(_STUDY.value)
   with one_line_errors():
+    distributed_flags.initialize()
+    several = distributed.process_count() > 1
+    if several:
+      rank, count = jax.process_index(), jax.process_count()
+      log = lambda line: print(f'[process {rank}/{count}] {line}', flush=True)
     workdir_lib.check_usable(_WORKDIR.value)
-    with workdir_lib.Lock(_WORKDIR.value, log):
+    with distributed.entered_by_primary(lambda: workdir_lib.Lock(_WORKDIR.value, log),
+                                        f'locking {_WORKDIR.value}'):
       jobs = runner.make_jobs(config, studies, _ACTOR.value, _WORKDIR.value)
       actor = load_actor_source(_ACTOR.value, config.learn)
       if actor.ground_truth is None:
         runner.sequence_targets(config.fit, actor, _ACTOR.value, 1, config.targets)
       if not _REPORT_ONLY.value:
-        ablate_jobs.run_jobs(jobs, parallel=config.parallel_jobs, log=log)
+        ablate_jobs.run_jobs(distributed.share(jobs), parallel=config.parallel_jobs, log=log,
+                             subprocesses=several)
+      distributed.barrier('ablation jobs done')
+      if not distributed.is_primary():
+        return
       text = report_lib.report(_WORKDIR.value, config, studies, jobs, actor, _ACTOR.value)
   log(text)
 

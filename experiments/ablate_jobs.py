@@ -49,11 +49,14 @@ def _run_subprocess(job: runner.Job, slots: 'queue.Queue[int]', gpus: int) -> in
     slots.put(slot)
 
 
-def run_jobs(jobs: Sequence[runner.Job], parallel: int = 1, log: Log = print) -> Dict[str, str]:
+def run_jobs(jobs: Sequence[runner.Job], parallel: int = 1, log: Log = print,
+             subprocesses: bool = False) -> Dict[str, str]:
   """Runs every unfinished job; returns {job folder: 'done' | 'skipped' | 'failed: ...'}.
 
   parallel: how many jobs run at once (1: in this process, one after another; more: as
     subprocesses, each on its own GPU when there are GPUs; a job's output goes to its log.txt).
+  subprocesses: run even one job at a time as a subprocess (in a multi-process run, so a job's
+    computations stay on this host's devices and a failed job does not stop this process).
   """
   status = {}
   todo = []
@@ -76,13 +79,14 @@ def run_jobs(jobs: Sequence[runner.Job], parallel: int = 1, log: Log = print) ->
           f'(elapsed {progress_lib.format_duration(elapsed)}, '
           f'left ~{progress_lib.format_duration(left)})')
 
-  if parallel <= 1:
+  if parallel <= 1 and not subprocesses:
     for i, job in enumerate(todo):
       if log:
         log(f'job {i + 1}/{len(todo)}: {job.run} seed {job.seed} in {job.folder}')
       runner.run_job(job, log=log)
       finished(i, job, 'done')
     return status
+  parallel = max(1, parallel)
   gpus = _gpu_count()
   slots = queue.Queue()
   for slot in range(parallel):

@@ -17,7 +17,6 @@ Layout under the workdir:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from typing import Callable, Dict, Optional
@@ -119,14 +118,10 @@ def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, wor
   identity = identity_lib.fitting_identity(config, model_dir, sequence, truth)
   if not distributed.is_primary():  # Several processes (aim_jax/distributed.py): 0 speaks.
     log = None
-  with contextlib.ExitStack() as run:
-    error = None
-    if distributed.is_primary():  # Process 0 locks and claims the workdir for all.
-      try:
-        run.enter_context(workdir_lib.open_run(workdir, identity, restart=restart, log=log))
-      except Exception as err:  # pylint: disable=broad-except
-        error = err
-    distributed.check_together(error, f'opening {workdir}')
+  # Process 0 locks and claims the workdir for every process of the run.
+  with distributed.entered_by_primary(
+      lambda: workdir_lib.open_run(workdir, identity, restart=restart, log=log),
+      f'opening {workdir}'):
     return fit_and_report(config, model, sequence, truth, workdir, log=log, usd_fps=usd_fps)
 
 

@@ -4,6 +4,7 @@ refused."""
 
 import csv
 import os
+import socket
 import subprocess
 import sys
 
@@ -26,12 +27,29 @@ def _mtimes(workdir):
 def test_every_study_end_to_end_with_resume(tmp_path):
   workdir = str(tmp_path / 'ablate')
   config = ablate_quick.get_config()
-  # Two jobs as subprocesses, two at a time (one per GPU where there are GPUs).
-  config.parallel_jobs = 2
+  # The hidden study's two jobs spread over two processes (jax.distributed on localhost), each
+  # running its one job as a subprocess; process 0 alone writes the report.
   hidden_jobs = runner.make_jobs(config, ['hidden'], 'synthetic', workdir)
   assert [j.run for j in hidden_jobs] == ['full', 'hidden_16']
-  status = ablate_jobs.run_jobs(hidden_jobs, parallel=2, log=None)
-  assert set(status.values()) == {'done'}, status
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    port = s.getsockname()[1]
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  env.pop('XLA_FLAGS', None)
+  runs = [subprocess.Popen(
+      [sys.executable, 'experiments/ablate.py', '--config=configs/ablate_quick.py',
+       '--study=hidden', f'--workdir={workdir}', '--distributed',
+       f'--coordinator=localhost:{port}', '--num_processes=2', f'--process_id={rank}'],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+      for rank in (0, 1)]
+  outputs = [run.communicate(timeout=900)[0] for run in runs]
+  for run, output in zip(runs, outputs):
+    assert run.returncode == 0, output[-3000:]
+  for job, rank in zip(hidden_jobs, (0, 1)):
+    assert runner.read_result(job) is not None, outputs
+    assert f'[process {rank}/2] job 1/1 {job.run} seed 0: done' in outputs[rank], outputs[rank]
+  assert '# Ablations on actor' in outputs[0] and '# Ablations on actor' not in outputs[1]
+  assert os.path.exists(os.path.join(workdir, 'report.md'))
   # The rest in this process: the two finished jobs are kept, the full model only gains fits.
   config.parallel_jobs = 1
   result = subprocess.run(
