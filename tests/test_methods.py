@@ -85,3 +85,10 @@ def test_aim_settings_depend_on_the_targets(actor):
   assert plain.loss.coefficient_smooth == 0.0 and plain.model.w0 == config.model.w0
   config.loss.field_kinds = 'markers,landmarks'
   assert methods.config_for_targets(config, landmarks).model.w0 == 1.5
+  # Dense targets fit at their own learning rate; sparse ones keep the general one.
+  config.train.learning_rate, config.train.dense_learning_rate = 1e-3, 5e-3
+  assert with_dense.train.learning_rate == fit_test.get_config().train.dense_learning_rate
+  assert methods.config_for_targets(config, {**dense, **sparse}).train.learning_rate == 5e-3
+  assert methods.config_for_targets(config, sparse).train.learning_rate == 1e-3
+  assert methods.config_for_targets(config, landmarks).train.learning_rate == 1e-3
+  assert config.train.learning_rate == 1e-3
