@@ -4,8 +4,12 @@ targets of each kind, and what the methods' errors are measured against."""
 import numpy as np
 import pytest
 
-from aim_jax.fitting import methods, synthetic_targets
+from aim_jax.data import synthetic_performance
+from aim_jax.fitting import baselines, methods, synthetic_targets
+from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import targets as targets_lib
+from aim_jax.models import aim
+from aim_jax.runs import identity
 from configs import fit_test
 
 
@@ -85,3 +89,50 @@ def test_aim_settings_depend_on_the_targets(actor):
   assert plain.loss.coefficient_smooth == 0.0 and plain.model.w0 == config.model.w0
   config.loss.field_kinds = 'markers,landmarks'
   assert methods.config_for_targets(config, landmarks).model.w0 == 1.5
+
+
+@pytest.mark.parametrize('kind', ['dense', 'markers', 'landmarks'])
+def test_streamed_synthetic_targets_and_truth_are_the_in_memory_ones(actor, kind):
+  config = fit_test.get_config()
+  config.synthetic.kind = kind
+  config.synthetic.num_frames = 130  # Two blocks of frames.
+  targets, truth = methods.synthetic_sequence_targets(config, actor)
+  streamed, streamed_truth = methods.synthetic_sequence_targets(config, actor, stream=True)
+  assert isinstance(streamed_truth['frames'], synthetic_performance.PerformanceFrames)
+  np.testing.assert_array_equal(np.asarray(streamed[kind].values), np.asarray(targets[kind].values))
+  np.testing.assert_array_equal(np.asarray(streamed[kind].visible),
+                                np.asarray(targets[kind].visible))
+  played = synthetic_performance.make_performance(actor, 130, config.synthetic.seed)
+  np.testing.assert_array_equal(truth['frames'], played.frames)
+  for key in truth:
+    np.testing.assert_array_equal(np.asarray(streamed_truth[key]), truth[key])
+  # The same fitting identity either way (a streamed run resumes an in-memory run's workdir).
+  assert identity.targets_hash(streamed, streamed_truth) == identity.targets_hash(targets, truth)
+
+
+@pytest.mark.parametrize('kind', ['markers', 'dense'])
+def test_gbs_fits_each_chunk_on_its_own_in_memory_or_in_files(tmp_path, actor, kind):
+  spec = aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes)
+  gbs = basis_lib.gbs_basis(actor.shapes, actor.neutral, spec)
+  model = basis_lib.FitModel(params={}, spec=None, info={}, actor=actor, basis=gbs,
+                             gbs_basis=gbs)
+  config = fit_test.get_config()
+  config.synthetic.kind = kind
+  config.synthetic.num_frames = 8
+  config.train.chunk_frames = 3
+  targets, _ = methods.synthetic_sequence_targets(config, actor)
+  in_memory = methods.fit_method('gbs', config, model, targets, str(tmp_path))
+  assert not (tmp_path / 'gbs').exists()
+  chunks = methods.fit_method_chunks('gbs', config, model, targets, str(tmp_path))
+  assert chunks.ranges == ((0, 3), (3, 6), (6, 8))
+  assert sorted(p.name for p in (tmp_path / 'gbs').iterdir()) == [
+      'chunk_000', 'chunk_001', 'chunk_002']
+  streamed = chunks.load()
+  assert list(streamed) == ['frames', 'weights']
+  for key in streamed:  # Bit for bit: the same chunks either way.
+    np.testing.assert_array_equal(streamed[key], in_memory[key])
+  # Frames are independent given the basis: every frame at once gives the same weights but for
+  # the float32 rounding of the batched solve.
+  whole = baselines.fit_gbs(gbs, targets, ridge=config.gbs.ridge,
+                            iterations=config.gbs.iterations)
+  np.testing.assert_allclose(in_memory['weights'], whole, rtol=1e-4, atol=1e-4)
