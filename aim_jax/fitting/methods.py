@@ -172,11 +172,12 @@ def observation_noise(config: ml_collections.ConfigDict) -> Dict[str, float]:
 
 def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: str,
                       log: Optional[Callable[[str], None]] = print) -> tuple:
-  """`fit_method` plus k-fold held-out markers / landmarks (`config.cv`).
+  """`fit_method_chunks` plus k-fold held-out markers / landmarks (`config.cv`).
 
   With `cv.folds` >= 2 and sparse targets, every scale of `cv.scales` is cross-validated (fits
   under `workdir/<method>/cv/`, resumable), the scale with the lowest held-out error is kept and
-  the method is fitted once more on every observation with it. Without, this is `fit_method`.
+  the method is fitted once more on every observation with it. Without, this is
+  `fit_method_chunks`.
 
   Returns:
     (`fit_method_chunks` of the fit on every observation, held-out report or None): {'folds',
