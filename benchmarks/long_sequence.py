@@ -7,7 +7,9 @@ synthetic actor's held-out performance seen as `--markers` noise-free 3D markers
 and configs/fit.py otherwise, but `--steps` steps per chunk of `--chunk_frames` frames (the
 default 3,000 steps would take hours for 10,000 frames on a CPU). Each N runs in its own
 subprocess, so its peak memory is its own: the peak resident set size (`ru_maxrss`) and the
-resident set size sampled by a thread every `--sample_s` seconds.
+resident set size sampled by a thread every `--sample_s` seconds (its maximum over each tenth of
+the run shows whether it grows); the wall time of the run's parts is measured by wrapping the
+library functions that do them.
 
   python benchmarks/long_sequence.py --model_dir=workdirs/demo --frames=1000,10000
 
@@ -78,6 +80,20 @@ def _folder_mb(path: str) -> float:
              for name in names) / 2 ** 20
 
 
+def _timed(owner, name: str, seconds: dict):
+  """Replaces owner.<name> (a module function or a class method, looked up when called) by a
+  wrapper adding its wall time to seconds[name]."""
+  function = getattr(owner, name)
+
+  def timed(*args, **kwargs):
+    start = time.perf_counter()
+    try:
+      return function(*args, **kwargs)
+    finally:
+      seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+  setattr(owner, name, timed)
+
+
 def _config(num_frames: int):
   from configs import fit as fit_config
   config = fit_config.get_config()
@@ -96,8 +112,18 @@ def run_one(num_frames: int) -> dict:
   sampler = RssSampler(_SAMPLE_S.value)
   sampler.start()
   start = time.perf_counter()
-  from aim_jax.runs import fit as fit_run  # Imports (JAX) count in the memory, not the time.
+  # Imports (JAX) count in the memory, not the time.
+  from aim_jax import files
+  from aim_jax.fitting import chunks, methods
+  from aim_jax.runs import fit as fit_run
+  from aim_jax.runs import identity, reporting
   imported = time.perf_counter()
+  phases = {}  # Seconds of the parts of the run (the fit itself is the report's).
+  for owner, name in [(methods, 'synthetic_sequence_targets'), (identity, 'fitting_identity'),
+                      (chunks.Chunks, 'non_finite'), (files, 'write_npz_chunks'),
+                      (reporting, 'write_mesh_sequence'), (methods, 'evaluate_chunks'),
+                      (fit_run, 'write_report_outputs')]:
+    _timed(owner, name, phases)
   workdir = os.path.join(_WORKDIR.value, str(num_frames))
   if os.path.exists(workdir):
     shutil.rmtree(workdir)
@@ -121,6 +147,9 @@ def run_one(num_frames: int) -> dict:
   if not _KEEP.value:
     shutil.rmtree(workdir)
   step = max(1, len(sampler.samples) // 400)
+  end = sampler.samples[-1][0]
+  tenths = [max([mb for t, mb in sampler.samples if i * end / 10 <= t <= (i + 1) * end / 10]
+                or [float('nan')]) for i in range(10)]
   return {
       'frames': num_frames, 'chunk_frames': _CHUNK_FRAMES.value,
       'chunks': math.ceil(num_frames / _CHUNK_FRAMES.value), 'steps_per_chunk': _STEPS.value,
@@ -131,6 +160,7 @@ def run_one(num_frames: int) -> dict:
       'ru_maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
       'sampled_peak_rss_mb': max(mb for _, mb in sampler.samples),
       'rss_when_fitting_starts_mb': events['rss_fitting'],
+      'max_rss_by_tenth_of_the_run_mb': tenths, 'phases_s': phases,
       'rss_samples': [[round(t, 2), round(mb, 1)] for t, mb in sampler.samples[::step]],
       'error_mm': report['error_mm']['aim'], 'jaw': report['jaw'].get('aim'), **sizes,
       'config': config.to_dict(),
@@ -173,13 +203,19 @@ def main(argv):
   print(f'\n{results["targets"]}, aim, {_STEPS.value} steps per chunk of '
         f'{_CHUNK_FRAMES.value} frames; {results["machine"]["cpu_count"]} CPUs')
   print('| frames | fit (s) | fit frames/s | total (s) | total frames/s | peak RSS (MB) '
-        '| sampled peak RSS (MB) | fit.npz (MB) | error mean (mm) |')
-  print('|---|---|---|---|---|---|---|---|---|')
+        '| RSS when fitting starts (MB) | max RSS per tenth of the run (MB) | fit.npz (MB) '
+        '| error mean (mm) |')
+  print('|---|---|---|---|---|---|---|---|---|---|')
   for r in runs:
+    tenths = ' '.join(f'{mb:.0f}' for mb in r['max_rss_by_tenth_of_the_run_mb'])
     print(f'| {r["frames"]:,} | {r["fit_s"]:.0f} | {r["fit_frames_per_s"]:.1f} | '
           f'{r["total_s"]:.0f} | {r["total_frames_per_s"]:.1f} | {r["ru_maxrss_mb"]:.0f} | '
-          f'{r["sampled_peak_rss_mb"]:.0f} | {r["fit_npz_mb"]:.0f} | '
+          f'{r["rss_when_fitting_starts_mb"]:.0f} | {tenths} | {r["fit_npz_mb"]:.0f} | '
           f'{r["error_mm"]["mean"]:.4f} |')
+  for r in runs:
+    print(f'{r["frames"]:,} frames, seconds: setup {r["setup_s"]:.1f} (imports '
+          f'{r["import_s"]:.1f} more), fit {r["fit_s"]:.1f}, outputs {r["outputs_s"]:.1f}; '
+          + ', '.join(f'{k} {v:.1f}' for k, v in r['phases_s'].items()))
   print(f'wrote {out}')
 
 
