@@ -62,11 +62,13 @@ class RssSampler(threading.Thread):
   def __init__(self, every: float):
     super().__init__(daemon=True)
     self.every, self.samples, self.start_time = every, [], time.perf_counter()
+    self.loads = []  # The machine's 1-minute load average (other processes slow the run).
     self.done = threading.Event()
 
   def run(self):
     while not self.done.is_set():
       self.samples.append((time.perf_counter() - self.start_time, _rss_mb()))
+      self.loads.append(os.getloadavg()[0])
       self.done.wait(self.every)
 
   def stop(self):
@@ -161,6 +163,7 @@ def run_one(num_frames: int) -> dict:
       'sampled_peak_rss_mb': max(mb for _, mb in sampler.samples),
       'rss_when_fitting_starts_mb': events['rss_fitting'],
       'max_rss_by_tenth_of_the_run_mb': tenths, 'phases_s': phases,
+      'mean_load_average': sum(sampler.loads) / len(sampler.loads),
       'rss_samples': [[round(t, 2), round(mb, 1)] for t, mb in sampler.samples[::step]],
       'error_mm': report['error_mm']['aim'], 'jaw': report['jaw'].get('aim'), **sizes,
       'config': config.to_dict(),
@@ -215,7 +218,8 @@ def main(argv):
   for r in runs:
     print(f'{r["frames"]:,} frames, seconds: setup {r["setup_s"]:.1f} (imports '
           f'{r["import_s"]:.1f} more), fit {r["fit_s"]:.1f}, outputs {r["outputs_s"]:.1f}; '
-          + ', '.join(f'{k} {v:.1f}' for k, v in r['phases_s'].items()))
+          + ', '.join(f'{k} {v:.1f}' for k, v in r['phases_s'].items())
+          + f'; mean load average {r["mean_load_average"]:.2f} on {os.cpu_count()} CPUs')
   print(f'wrote {out}')
 
 
