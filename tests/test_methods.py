@@ -1,12 +1,16 @@
 """The fitting methods (aim_jax/fitting/methods.py): parsing config.methods, synthetic sequence
 targets of each kind, and what the methods' errors are measured against."""
 
+import os
+import types
+
 import numpy as np
 import pytest
 
 from aim_jax.data import synthetic_performance
 from aim_jax.fitting import baselines, methods, synthetic_targets
 from aim_jax.fitting import basis as basis_lib
+from aim_jax.fitting import chunks as chunks_lib
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.models import aim
 from aim_jax.runs import identity
@@ -136,3 +140,38 @@ def test_gbs_fits_each_chunk_on_its_own_in_memory_or_in_files(tmp_path, actor, k
   whole = baselines.fit_gbs(gbs, targets, ridge=config.gbs.ridge,
                             iterations=config.gbs.iterations)
   np.testing.assert_allclose(in_memory['weights'], whole, rtol=1e-4, atol=1e-4)
+
+
+def test_evaluating_chunks_holds_a_chunk_at_a_time(tmp_path):
+  import tracemalloc
+  vertices, size, count = 400, 50, 20  # 20 chunks of 50 frames.
+  rng = np.random.default_rng(0)
+  truth = np.lib.format.open_memmap(str(tmp_path / 'truth.npy'), 'w+', np.float32,
+                                    (size * count, vertices, 3))  # Pages, not traced memory.
+  truth[:] = rng.standard_normal(truth.shape)
+  ranges, paths = [], []
+  for index in range(count):
+    path = chunks_lib.result_path(str(tmp_path / 'fit'), index)
+    os.makedirs(os.path.dirname(path))
+    frames = truth[index * size:(index + 1) * size]
+    np.savez(path, frames=frames + rng.normal(0.0, 0.1, frames.shape).astype(np.float32))
+    ranges.append((index * size, (index + 1) * size))
+    paths.append(path)
+  chunks = chunks_lib.Chunks(tuple(ranges), tuple(paths))
+  actor = types.SimpleNamespace(num_vertices=vertices, region=np.arange(vertices) % 3 > 0,
+                                pivot=np.zeros(3))
+  os.makedirs(tmp_path / 'scratch')
+  tracemalloc.start()
+  try:
+    streamed = methods.evaluate_chunks({'m': chunks}, {'frames': truth}, {}, actor, size,
+                                       str(tmp_path / 'scratch'))
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  chunk_bytes = size * vertices * 3 * 8  # A chunk's frames in float64, as errors are computed.
+  # A few chunks' worth and the order statistics' digit counts (~2.5 MB), not the 20 chunks.
+  assert peak < 6 * chunk_bytes + 4e6, peak
+  whole = methods.evaluate_methods({'m': chunks.load()}, {'frames': np.asarray(truth)}, {},
+                                   actor)
+  assert streamed['error_mm'] == whole['error_mm']
+  np.testing.assert_array_equal(streamed['per_frame_mm']['m'], whole['per_frame_mm']['m'])
