@@ -125,13 +125,20 @@ class Lock:
 
 
 def content_hash(*values) -> str:
-  """A short sha256 of arrays, strings and numbers (arrays by dtype, shape and bytes)."""
+  """A short sha256 of arrays, strings and numbers (arrays by dtype, shape and bytes). An
+array made a block at a time (`blocks()`, `dtype`, `shape`, as
+`synthetic_performance.PerformanceFrames`) is hashed block by block, to the same hash as the
+array it makes."""
   digest = hashlib.sha256()
   for value in values:
     if value is None:
       digest.update(b'none')
     elif isinstance(value, (str, bytes)):
       digest.update(value.encode() if isinstance(value, str) else value)
+    elif hasattr(value, 'blocks'):
+      digest.update(f'{np.dtype(value.dtype)}{tuple(value.shape)}'.encode())
+      for block in value.blocks():
+        digest.update(np.ascontiguousarray(block, value.dtype).tobytes())
     else:
       array = np.ascontiguousarray(np.asarray(value))
       digest.update(f'{array.dtype}{array.shape}'.encode())

@@ -55,3 +55,58 @@ def test_jaw_errors_zero_for_identical_and_angle_for_rotation():
   assert same['displacement_mm']['mean'] == pytest.approx(0.0, abs=1e-9)
   off = eval_lib.jaw_errors(rotation, np.zeros((1, 3)), np.eye(3)[None], np.zeros((1, 3)), pivot)
   assert off['rotation_deg']['mean'] == pytest.approx(10.0, abs=1e-3)
+
+
+def _blocks(errors, size):
+  return lambda: (errors[s:s + size] for s in range(0, errors.shape[0], size))
+
+
+@pytest.mark.parametrize('values', ['spread', 'ties', 'signed'])
+def test_sequence_stats_are_numpys_in_any_blocks_of_frames(values):
+  rng = np.random.default_rng(5)
+  for frames, vertices in [(1, 1), (2, 3), (7, 11), (23, 40), (40, 17)]:
+    errors = {'spread': rng.gamma(2.0, 0.3, (frames, vertices)),
+              'ties': rng.integers(0, 4, (frames, vertices)) * 0.25,
+              'signed': rng.standard_normal((frames, vertices))}[values]
+    found = [eval_lib.sequence_stats(_blocks(errors, size)) for size in (1, 3, frames)]
+    for s, per_frame in found:
+      assert s['median'] == np.median(errors) and s['p95'] == np.percentile(errors, 95)
+      assert s['mean'] == pytest.approx(errors.mean(), rel=1e-14, abs=1e-15)
+      assert s['count'] == errors.size
+      np.testing.assert_array_equal(per_frame, errors.mean(axis=1))
+    assert all(f[0] == found[0][0] for f in found)  # The blocks change nothing, bit for bit.
+
+
+def test_sequence_stats_of_nothing_or_nan():
+  s, per_frame = eval_lib.sequence_stats(lambda: iter([]))
+  assert s['count'] == 0 and np.isnan(s['mean']) and per_frame.shape == (0,)
+  errors = np.ones((3, 2))
+  errors[1, 0] = np.nan
+  s, per_frame = eval_lib.sequence_stats(_blocks(errors, 2))
+  assert np.isnan(s['mean']) and np.isnan(s['median']) and np.isnan(s['p95'])
+  assert s['count'] == 6 and per_frame[0] == 1.0 and np.isnan(per_frame[1])
+
+
+def test_order_statistics_known_answer():
+  values = np.array([[3.0, -1.0, 2.5], [0.0, -0.5, 7.0]])
+  found = eval_lib.order_statistics(lambda: iter(values), [0, 2, 5, 2])
+  assert found == {0: -1.0, 2: 0.0, 5: 7.0}
+
+
+def test_sequence_stats_hold_a_block_at_a_time():
+  import tracemalloc
+  block = (50, 2000)  # 800 kB per block, 40 blocks made on demand (32 MB in all).
+
+  def blocks():
+    for seed in range(40):
+      yield np.random.default_rng(seed).gamma(2.0, 0.3, block)
+  tracemalloc.start()
+  try:
+    s, per_frame = eval_lib.sequence_stats(blocks)
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  assert s['count'] == 40 * 50 * 2000 and per_frame.shape == (2000,)
+  # A few blocks' worth (the block, its keys and digits) and the digit counts (65,536 int64 per
+  # rank), not the 40 blocks.
+  assert peak < 5 * 50 * 2000 * 8 + 4e6, peak

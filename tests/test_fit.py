@@ -62,11 +62,17 @@ def test_chunked_sequence_is_resumable(tmp_path, actor, oracle):
   frames = actor.shapes[:7]
   targets = {'dense': targets_lib.dense_targets(frames)}
   spec = fit_lib.fit_spec(config, oracle.num_coefficients)
-  first = fit_lib.fit_sequence(config, spec, oracle, targets, str(tmp_path), log=None)
+  chunks = fit_lib.fit_sequence_chunks(config, spec, oracle, targets, str(tmp_path), log=None)
+  assert chunks.ranges == ((0, 3), (3, 6), (6, 7))  # Held as files, not in memory.
+  assert chunks.files() == [str(tmp_path / f'chunk_{i:03d}' / 'result.npz') for i in range(3)]
+  first = chunks.load()
   assert first['frames'].shape == (7, actor.num_vertices, 3)
+  assert first['coefficients'].shape[:2] == (7, actor.num_vertices)
   assert sorted(os.listdir(tmp_path)) == ['chunk_000', 'chunk_001', 'chunk_002']
+  kept = os.stat(tmp_path / 'chunk_001' / 'result.npz').st_mtime_ns
   os.remove(tmp_path / 'chunk_002' / 'result.npz')  # As if killed before the last chunk ended.
   again = fit_lib.fit_sequence(config, spec, oracle, targets, str(tmp_path), log=None)
+  assert os.stat(tmp_path / 'chunk_001' / 'result.npz').st_mtime_ns == kept  # Not refitted.
   np.testing.assert_allclose(again['frames'], first['frames'], atol=1e-4)
 
 

@@ -1,11 +1,19 @@
 """The fitting methods (aim_jax/fitting/methods.py): parsing config.methods, synthetic sequence
 targets of each kind, and what the methods' errors are measured against."""
 
+import os
+import types
+
 import numpy as np
 import pytest
 
-from aim_jax.fitting import methods, synthetic_targets
+from aim_jax.data import synthetic_performance
+from aim_jax.fitting import baselines, methods, synthetic_targets
+from aim_jax.fitting import basis as basis_lib
+from aim_jax.fitting import chunks as chunks_lib
 from aim_jax.fitting import targets as targets_lib
+from aim_jax.models import aim
+from aim_jax.runs import identity
 from configs import fit_test
 
 
@@ -92,3 +100,85 @@ def test_aim_settings_depend_on_the_targets(actor):
   assert methods.config_for_targets(config, sparse).train.learning_rate == 1e-3
   assert methods.config_for_targets(config, landmarks).train.learning_rate == 1e-3
   assert config.train.learning_rate == 1e-3
+
+
+@pytest.mark.parametrize('kind', ['dense', 'markers', 'landmarks'])
+def test_streamed_synthetic_targets_and_truth_are_the_in_memory_ones(actor, kind):
+  config = fit_test.get_config()
+  config.synthetic.kind = kind
+  config.synthetic.num_frames = 130  # Two blocks of frames.
+  targets, truth = methods.synthetic_sequence_targets(config, actor)
+  streamed, streamed_truth = methods.synthetic_sequence_targets(config, actor, stream=True)
+  assert isinstance(streamed_truth['frames'], synthetic_performance.PerformanceFrames)
+  np.testing.assert_array_equal(np.asarray(streamed[kind].values), np.asarray(targets[kind].values))
+  np.testing.assert_array_equal(np.asarray(streamed[kind].visible),
+                                np.asarray(targets[kind].visible))
+  played = synthetic_performance.make_performance(actor, 130, config.synthetic.seed)
+  np.testing.assert_array_equal(truth['frames'], played.frames)
+  for key in truth:
+    np.testing.assert_array_equal(np.asarray(streamed_truth[key]), truth[key])
+  # The same fitting identity either way (a streamed run resumes an in-memory run's workdir).
+  assert identity.targets_hash(streamed, streamed_truth) == identity.targets_hash(targets, truth)
+
+
+@pytest.mark.parametrize('kind', ['markers', 'dense'])
+def test_gbs_fits_each_chunk_on_its_own_in_memory_or_in_files(tmp_path, actor, kind):
+  spec = aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes)
+  gbs = basis_lib.gbs_basis(actor.shapes, actor.neutral, spec)
+  model = basis_lib.FitModel(params={}, spec=None, info={}, actor=actor, basis=gbs,
+                             gbs_basis=gbs)
+  config = fit_test.get_config()
+  config.synthetic.kind = kind
+  config.synthetic.num_frames = 9
+  config.train.chunk_frames = 4  # Shapes test_compile_once.py does not compile before this.
+  targets, _ = methods.synthetic_sequence_targets(config, actor)
+  in_memory = methods.fit_method('gbs', config, model, targets, str(tmp_path))
+  assert not (tmp_path / 'gbs').exists()
+  chunks = methods.fit_method_chunks('gbs', config, model, targets, str(tmp_path))
+  assert chunks.ranges == ((0, 4), (4, 8), (8, 9))
+  assert sorted(p.name for p in (tmp_path / 'gbs').iterdir()) == [
+      'chunk_000', 'chunk_001', 'chunk_002']
+  streamed = chunks.load()
+  assert list(streamed) == ['frames', 'weights']
+  for key in streamed:  # Bit for bit: the same chunks either way.
+    np.testing.assert_array_equal(streamed[key], in_memory[key])
+  # Frames are independent given the basis: every frame at once gives the same weights but for
+  # the float32 rounding of the batched solve.
+  whole = baselines.fit_gbs(gbs, targets, ridge=config.gbs.ridge,
+                            iterations=config.gbs.iterations)
+  np.testing.assert_allclose(in_memory['weights'], whole, rtol=1e-4, atol=1e-4)
+
+
+def test_evaluating_chunks_holds_a_chunk_at_a_time(tmp_path):
+  import tracemalloc
+  vertices, size, count = 400, 50, 20  # 20 chunks of 50 frames.
+  rng = np.random.default_rng(0)
+  truth = np.lib.format.open_memmap(str(tmp_path / 'truth.npy'), 'w+', np.float32,
+                                    (size * count, vertices, 3))  # Pages, not traced memory.
+  truth[:] = rng.standard_normal(truth.shape)
+  ranges, paths = [], []
+  for index in range(count):
+    path = chunks_lib.result_path(str(tmp_path / 'fit'), index)
+    os.makedirs(os.path.dirname(path))
+    frames = truth[index * size:(index + 1) * size]
+    np.savez(path, frames=frames + rng.normal(0.0, 0.1, frames.shape).astype(np.float32))
+    ranges.append((index * size, (index + 1) * size))
+    paths.append(path)
+  chunks = chunks_lib.Chunks(tuple(ranges), tuple(paths))
+  actor = types.SimpleNamespace(num_vertices=vertices, region=np.arange(vertices) % 3 > 0,
+                                pivot=np.zeros(3))
+  os.makedirs(tmp_path / 'scratch')
+  tracemalloc.start()
+  try:
+    streamed = methods.evaluate_chunks({'m': chunks}, {'frames': truth}, {}, actor, size,
+                                       str(tmp_path / 'scratch'))
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  chunk_bytes = size * vertices * 3 * 8  # A chunk's frames in float64, as errors are computed.
+  # A few chunks' worth and the order statistics' digit counts (~2.5 MB), not the 20 chunks.
+  assert peak < 6 * chunk_bytes + 4e6, peak
+  whole = methods.evaluate_methods({'m': chunks.load()}, {'frames': np.asarray(truth)}, {},
+                                   actor)
+  assert streamed['error_mm'] == whole['error_mm']
+  np.testing.assert_array_equal(streamed['per_frame_mm']['m'], whole['per_frame_mm']['m'])

@@ -484,3 +484,25 @@ def test_the_same_recipe_plays_on_another_actor(actor, performance):
   assert np.linalg.norm(moved, axis=-1).max() > 2.0
   with pytest.raises(ValueError, match='controls'):
     synthetic_performance.perform(other, weights, names[::-1])
+
+
+def test_streamed_performance_plays_the_same_frames_a_range_at_a_time(actor):
+  whole = synthetic_performance.make_performance(actor, num_frames=230, seed=4)
+  streamed = synthetic_performance.stream_performance(actor, num_frames=230, seed=4)
+  frames = streamed.frames
+  assert isinstance(frames, synthetic_performance.PerformanceFrames)
+  assert frames.shape == whole.frames.shape and len(frames) == 230
+  assert frames.dtype == whole.frames.dtype
+  for index in (np.s_[:], np.s_[0:100], np.s_[100:200], np.s_[200:230], np.s_[37:38],
+                np.s_[-30:], 117, -1):
+    np.testing.assert_array_equal(frames[index], whole.frames[index])  # Bit for bit.
+  assert frames[5:5].shape == (0, actor.num_vertices, 3)
+  np.testing.assert_array_equal(np.concatenate(list(frames.blocks(64))), whole.frames)
+  np.testing.assert_array_equal(np.asarray(frames), whole.frames)
+  for name in ('jaw_rotation', 'jaw_translation', 'weights'):
+    np.testing.assert_array_equal(getattr(streamed, name), getattr(whole, name))
+  assert streamed.control_names == whole.control_names
+  with pytest.raises(IndexError):
+    frames[230]
+  with pytest.raises(IndexError, match='step 1'):
+    frames[::2]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aim_jax import rigid_np
+from aim_jax.data import synthetic_performance
 from aim_jax.fitting import camera as camera_lib
 from aim_jax.fitting import synthetic_targets
 from aim_jax.fitting import targets as targets_lib
@@ -109,3 +110,26 @@ def test_condition_targets_hide_dropped_markers_and_name_the_condition(tiny_acto
   with pytest.raises(ValueError, match='condition kind'):
     synthetic_targets.condition_targets(synthetic_targets.Condition('scan'), tiny_actor.neutral,
                                         tiny_actor.faces, tiny_actor.region, frames)
+
+
+def test_markers_and_landmarks_of_frames_played_on_demand_are_the_same(actor):
+  performance = synthetic_performance.stream_performance(actor, num_frames=230, seed=2)
+  frames = np.asarray(performance.frames)
+  args = (actor.neutral, actor.faces, actor.region)
+  exact = synthetic_targets.markers(*args, frames, count=30, seed=3)
+  faces, bary = synthetic_targets.surface_samples(*args, 30, 3)
+  whole = np.einsum('fmkd,mk->fmd', frames[:, actor.faces[faces]], bary)  # All frames at once.
+  np.testing.assert_array_equal(exact.values, whole.astype(np.float32))
+  for source in (frames, performance.frames):  # Read 100 frames at a time either way.
+    noisy = synthetic_targets.markers(*args, source, count=30, noise_mm=0.2, seed=3,
+                                      dropout=0.1)
+    if source is frames:
+      reference = noisy
+    np.testing.assert_array_equal(noisy.values, reference.values)
+    np.testing.assert_array_equal(noisy.visible, reference.visible)
+  camera = synthetic_targets.frontal_camera(actor.neutral)
+  seen = [synthetic_targets.landmarks(*args, source, camera, count=80, seed=1)
+          for source in (frames, performance.frames)]
+  np.testing.assert_array_equal(seen[0].values, seen[1].values)
+  np.testing.assert_array_equal(seen[0].visible, seen[1].visible)
+  assert seen[0].values.shape == (230, 80, 2)

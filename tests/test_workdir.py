@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aim_jax import workdir as workdir_lib
+from aim_jax.data import synthetic_performance
 
 
 def test_a_file_or_a_read_only_folder_is_refused(tmp_path):
@@ -86,3 +87,9 @@ def test_content_hash_sees_values_shapes_and_dtypes():
   assert workdir_lib.content_hash(a) != workdir_lib.content_hash(a.reshape(2, 3))
   assert workdir_lib.content_hash(a) != workdir_lib.content_hash(a.astype(np.float64))
   assert workdir_lib.content_hash(a) != workdir_lib.content_hash(a + 1e-3)
+
+
+def test_content_hash_of_frames_played_on_demand_is_that_of_the_array(actor):
+  frames = synthetic_performance.stream_performance(actor, num_frames=130, seed=1).frames
+  assert workdir_lib.content_hash('truth', frames) == workdir_lib.content_hash(
+      'truth', np.asarray(frames))

@@ -3,12 +3,16 @@
 `performance_controls` draws smooth random control curves (jaw angles, expression intensities,
 some expressions absent from the learning shapes) that depend on the seed only; `perform` plays
 them on a synthetic actor with its own pivot and face frame, so the same recipe on two actors is
-the ground truth of retargeting between them. Millimetres; angles in degrees.
+the ground truth of retargeting between them. Each frame depends on its own controls only, so
+`stream_performance` plays the frames a range at a time (`PerformanceFrames`) for sequences too
+long to hold. Millimetres; angles in degrees.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import operator
+from typing import Iterator
 
 import numpy as np
 
@@ -23,7 +27,8 @@ class Performance:
   """A held-out sequence with ground truth.
 
   Attributes:
-    frames: (T, V, 3) float32 mm skin shapes.
+    frames: (T, V, 3) float32 mm skin shapes (a `PerformanceFrames`, played on demand, from
+      `stream_performance`).
     jaw_rotation: (T, 3, 3) mandible rotations about the actor's pivot.
     jaw_translation: (T, 3) mm mandible translations.
     weights: (T, C) the recipe's per-frame control values.
@@ -120,21 +125,8 @@ def performance_controls(num_frames: int = 100, seed: int = 1) -> tuple:
   return np.stack(weights, -1), tuple(names)
 
 
-def perform(actor: Actor, weights: np.ndarray, control_names=None) -> Performance:
-  """Plays a recipe of controls on a synthetic actor (any identity of the same construction).
-
-  The jaw rotates by the recipe's angles about the actor's own pivot, with a condylar slide that
-  grows non-linearly with the opening and a lateral shift with the yaw; the expressions are the
-  generators of `EXPRESSIONS` on the actor's own face frame. The same recipe on two actors is
-  the ground truth of retargeting one actor's performance to the other.
-
-  Args:
-    actor: a synthetic actor (needs its ground truth).
-    weights: (T, C) control values, as `performance_controls` returns (or a Performance's).
-    control_names: C names; default the names of `performance_controls`.
-  Returns:
-    Performance with frames (T, V, 3) float32 mm.
-  """
+def _checked(actor: Actor, weights: np.ndarray, control_names) -> tuple:
+  """(weights (T, C) float64, names), checked against `performance_controls`' controls."""
   if actor.ground_truth is None:
     raise ValueError(f'{actor.name}: a performance needs a synthetic actor with ground truth')
   expected = ('jaw_open_deg', 'jaw_yaw_deg', 'jaw_forward_mm') + tuple(
@@ -145,14 +137,40 @@ def perform(actor: Actor, weights: np.ndarray, control_names=None) -> Performanc
   weights = np.asarray(weights, np.float64)
   if weights.ndim != 2 or weights.shape[1] != len(expected):
     raise ValueError(f'performance weights must be (T, {len(expected)}), got {weights.shape}')
-  gt = actor.ground_truth
-  frame = face_frame(gt)
-  neutral = np.asarray(actor.neutral, np.float64)
+  return weights, names
+
+
+def _jaw_motion(weights: np.ndarray) -> tuple:
+  """The recipe's jaw: rotations (T, 3, 3) and translations (T, 3) mm (float64)."""
   open_deg, yaw_deg, forward_mm = weights[:, 0], weights[:, 1], weights[:, 2]
   rotation = np.stack([jaw_rotation(o, y) for o, y in zip(open_deg, yaw_deg)])
   translation = np.stack([0.3 * yaw_deg,                          # Lateral shift with yaw.
                           -0.002 * open_deg ** 2,                 # Condyle slides down...
                           forward_mm + 0.006 * open_deg ** 2], -1)  # ... and forward.
+  return rotation, translation
+
+
+def perform(actor: Actor, weights: np.ndarray, control_names=None) -> Performance:
+  """Plays a recipe of controls on a synthetic actor (any identity of the same construction).
+
+  The jaw rotates by the recipe's angles about the actor's own pivot, with a condylar slide that
+  grows non-linearly with the opening and a lateral shift with the yaw; the expressions are the
+  generators of `EXPRESSIONS` on the actor's own face frame. The same recipe on two actors is
+  the ground truth of retargeting one actor's performance to the other. Each frame depends on
+  its own row of `weights` only: rows a..b-1 played alone give the same frames, bit for bit.
+
+  Args:
+    actor: a synthetic actor (needs its ground truth).
+    weights: (T, C) control values, as `performance_controls` returns (or a Performance's).
+    control_names: C names; default the names of `performance_controls`.
+  Returns:
+    Performance with frames (T, V, 3) float32 mm.
+  """
+  weights, names = _checked(actor, weights, control_names)
+  gt = actor.ground_truth
+  frame = face_frame(gt)
+  neutral = np.asarray(actor.neutral, np.float64)
+  rotation, translation = _jaw_motion(weights)
   frames = rigid_np.skin_points(neutral, gt.skinning, rotation, translation, actor.pivot)
   left = left_window(frame)
   windows = {'left': left, 'right': 1.0 - left, 'both': None}
@@ -162,6 +180,54 @@ def perform(actor: Actor, weights: np.ndarray, control_names=None) -> Performanc
                      jaw_rotation=rotation.astype(np.float32),
                      jaw_translation=translation.astype(np.float32),
                      weights=weights.astype(np.float32), control_names=names)
+
+
+class PerformanceFrames:
+  """The (T, V, 3) float32 mm frames of a recipe played on an actor, made when indexed: a
+  slice (step 1) or a frame gives `perform` of those rows of the recipe, the same values as
+  the whole performance's frames, without holding (T, V, 3). `np.asarray` plays every frame.
+
+  Attributes:
+    actor: the synthetic actor; weights: (T, C) float64 controls; control_names: C names.
+  """
+
+  def __init__(self, actor: Actor, weights: np.ndarray, control_names=None):
+    self.weights, self.control_names = _checked(actor, weights, control_names)
+    self.actor = actor
+
+  @property
+  def shape(self) -> tuple:
+    return (int(self.weights.shape[0]), int(self.actor.num_vertices), 3)
+
+  dtype = np.dtype(np.float32)
+  ndim = 3
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def __getitem__(self, index) -> np.ndarray:
+    if isinstance(index, slice):
+      start, stop, step = index.indices(len(self))
+      if step != 1:
+        raise IndexError(f'PerformanceFrames slices with step 1 only, got {step}')
+      if stop <= start:
+        return np.zeros((0,) + self.shape[1:], np.float32)
+      return perform(self.actor, self.weights[start:stop], self.control_names).frames
+    j = operator.index(index)
+    if not -len(self) <= j < len(self):
+      raise IndexError(f'frame {j} of a {len(self)}-frame performance')
+    j %= len(self)
+    return self[j:j + 1][0]
+
+  def blocks(self, size: int = 100) -> Iterator[np.ndarray]:
+    """The frames in order, `size` at a time."""
+    for start in range(0, len(self), size):
+      yield self[start:start + size]
+
+  def __array__(self, dtype=None, copy=None):
+    del copy  # Always a new array.
+    frames = self[:]
+    return frames if dtype is None else frames.astype(dtype)
 
 
 def make_performance(actor: Actor, num_frames: int = 100, seed: int = 1) -> Performance:
@@ -182,3 +248,17 @@ def make_performance(actor: Actor, num_frames: int = 100, seed: int = 1) -> Perf
     raise ValueError(f'{actor.name}: make_performance needs a synthetic actor with ground truth')
   weights, names = performance_controls(num_frames, seed)
   return perform(actor, weights, names)
+
+
+def stream_performance(actor: Actor, num_frames: int = 100, seed: int = 1) -> Performance:
+  """`make_performance` with frames played on demand (`PerformanceFrames`): the same values a
+  range of frames at a time, so a sequence of any length holds only its controls and jaws."""
+  if actor.ground_truth is None:
+    raise ValueError(f'{actor.name}: stream_performance needs a synthetic actor with ground '
+                     'truth')
+  weights, names = performance_controls(num_frames, seed)
+  rotation, translation = _jaw_motion(weights)
+  return Performance(frames=PerformanceFrames(actor, weights, names),
+                     jaw_rotation=rotation.astype(np.float32),
+                     jaw_translation=translation.astype(np.float32),
+                     weights=weights.astype(np.float32), control_names=names)

@@ -7,6 +7,8 @@ same call scales from one CPU to a multi-GPU host, and to several hosts (`aim_ja
 the mesh spans every process's devices, process 0 writes the files). `fit_sequence` splits a long
 sequence into chunks, fits them one after another (each starting from the previous chunk's
 networks), keeps finished chunks on disk and returns every frame evaluated at every vertex.
+`fit_sequence_chunks` is the same without holding the sequence: it returns the chunk files
+(`fitting/chunks.py`), so memory is bounded by a chunk whatever the number of frames.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aim_jax import distributed, geometry, train_loop
 from aim_jax.fitting import basis as basis_lib
+from aim_jax.fitting import chunks as chunks_lib
 from aim_jax.fitting import coefficient_field, mesh_topology, objectives
 from aim_jax.fitting import model as model_lib
 from aim_jax.fitting.basis import ModelBasis
@@ -375,29 +378,28 @@ def _load_networks(chunk_dir: str, config, spec: model_lib.FitSpec) -> Dict:
   return flax.serialization.from_state_dict(template, state)
 
 
-def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, basis: ModelBasis,
-                 targets: Dict[str, TargetSet], workdir: str,
-                 log: Optional[Callable[[str], None]] = print,
-                 topology: Optional[mesh_topology.Topology] = None) -> Dict[str, np.ndarray]:
-  """Fits a whole sequence chunk by chunk in `workdir` and returns `evaluate_frames` of all.
+def fit_sequence_chunks(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
+                        basis: ModelBasis, targets: Dict[str, TargetSet], workdir: str,
+                        log: Optional[Callable[[str], None]] = print,
+                        topology: Optional[mesh_topology.Topology] = None) -> chunks_lib.Chunks:
+  """Fits a whole sequence chunk by chunk in `workdir`; returns the chunks' `evaluate_frames`
+  results as files (workdir/chunk_XXX/result.npz), holding one chunk in memory at a time.
 
   `topology` (the template mesh's neighbours) is needed when a coefficient-field term
   (`loss.coefficient_smooth`, `loss.coefficient_shrink`) is weighted.
 
-  A chunk whose results file exists is loaded, not refitted; an unfinished chunk resumes from its
+  A chunk whose results file exists is not refitted; an unfinished chunk resumes from its
   checkpoint. Each chunk starts from the previous chunk's F_T and F_W (temporal smoothness acts
   within a chunk).
   """
   num_frames = next(iter(targets.values())).num_frames
   ranges = chunk_ranges(num_frames, config.train.chunk_frames)
   os.makedirs(workdir, exist_ok=True)
-  results, networks = [], None
+  networks = None
   for index, (start, stop) in enumerate(ranges):
     chunk_dir = os.path.join(workdir, f'chunk_{index:03d}')
     done = os.path.join(chunk_dir, 'result.npz')
     if os.path.exists(done):
-      with np.load(done) as data:
-        results.append({k: data[k] for k in data.files})
       networks = _load_networks(chunk_dir, config, spec)
       continue
     if log and len(ranges) > 1:
@@ -416,5 +418,14 @@ def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, bas
       np.savez(tmp, **result)
       os.replace(tmp, done)
     distributed.barrier(f'{chunk_dir} written')
-    results.append(result)
-  return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+  return chunks_lib.Chunks(tuple(ranges), tuple(chunks_lib.result_path(workdir, index)
+                                                for index in range(len(ranges))))
+
+
+def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, basis: ModelBasis,
+                 targets: Dict[str, TargetSet], workdir: str,
+                 log: Optional[Callable[[str], None]] = print,
+                 topology: Optional[mesh_topology.Topology] = None) -> Dict[str, np.ndarray]:
+  """`fit_sequence_chunks` with every chunk's results concatenated in memory: `evaluate_frames`
+  of every frame of the sequence."""
+  return fit_sequence_chunks(config, spec, basis, targets, workdir, log, topology).load()

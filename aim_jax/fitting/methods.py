@@ -2,7 +2,9 @@
 
 A method turns a learned model (`basis.FitModel`) and targets into fitted frames; `evaluate_methods`
 measures every method's frames against ground truth (or the dense targets). What a fitting run
-writes (fit.npz, meshes, report.json, ...) is `aim_jax/runs/fit.py`.
+writes (fit.npz, meshes, report.json, ...) is `aim_jax/runs/fit.py`. For sequences of any length
+the fits are kept on disk chunk by chunk (`fit_method_chunks`, `fitting/chunks.py`) and measured
+a chunk at a time (`evaluate_chunks`), with the numbers of the in-memory path.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import Callable, Dict, Optional
 import ml_collections
 import numpy as np
 
+from aim_jax import distributed, files
 from aim_jax import eval as eval_lib
 from aim_jax.data import synthetic_performance
 from aim_jax.data.actor import Actor
 from aim_jax.fitting import baselines, cross_validation, synthetic_targets
+from aim_jax.fitting import chunks as chunks_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.fitting.basis import FitModel
@@ -30,13 +34,21 @@ REGULARISATION = {'aim': ('loss.coefficient_smooth', 'loss.coefficient_shrink'),
                   'gbs': ('gbs.ridge',)}
 
 
-def synthetic_sequence_targets(config: ml_collections.ConfigDict, actor: Actor):
-  """Targets made from the synthetic actor's held-out performance: (targets, ground truth)."""
+def synthetic_sequence_targets(config: ml_collections.ConfigDict, actor: Actor,
+                               stream: bool = False):
+  """Targets made from the synthetic actor's held-out performance: (targets, ground truth).
+
+  With `stream`, the ground truth's 'frames' is a `synthetic_performance.PerformanceFrames`
+  (played a range of frames at a time, the same values) instead of a (F, V, 3) array, and the
+  markers and landmarks are made a block of frames at a time: no (F, V, 3) array is held (dense
+  targets hold every frame anyway).
+  """
   s = config.synthetic
-  performance = synthetic_performance.make_performance(actor, num_frames=s.num_frames, seed=s.seed)
-  frames = performance.frames
+  performance = synthetic_performance.stream_performance(actor, num_frames=s.num_frames,
+                                                         seed=s.seed)
+  frames = performance.frames if stream else np.asarray(performance.frames)
   if s.kind == 'dense':
-    targets = {'dense': targets_lib.dense_targets(frames, actor.region)}
+    targets = {'dense': targets_lib.dense_targets(np.asarray(frames), actor.region)}
   elif s.kind == 'markers':
     targets = {'markers': synthetic_targets.markers(
         actor.neutral, actor.faces, actor.region, frames, count=s.num_markers,
@@ -53,21 +65,68 @@ def synthetic_sequence_targets(config: ml_collections.ConfigDict, actor: Actor):
   return targets, truth
 
 
-def fit_method(method: str, config, model: FitModel, targets, workdir: str,
-               log: Optional[Callable[[str], None]] = print) -> Dict[str, np.ndarray]:
-  """Fits one method; returns at least 'frames' (F, V, 3) mm (and jaws for AIM methods)."""
-  if method == 'gbs':
-    weights = baselines.fit_gbs(model.gbs_basis, targets, ridge=config.gbs.ridge,
-                                iterations=config.gbs.iterations)
-    return {'frames': baselines.gbs_frames(model.gbs_basis, weights), 'weights': weights}
-  if method not in ('aim', 'aim_global'):
+def _check_method(method: str):
+  if method not in METHODS:
     raise ValueError(f'unknown method {method!r}; expected one of {METHODS}')
+
+
+def _gbs_chunk(config, model: FitModel, targets, start: int, stop: int) -> Dict[str, np.ndarray]:
+  """GBS of frames start..stop-1: 'frames' (n, V, 3) mm and 'weights' (n, S-1). Each frame is
+  solved on its own (`baselines.fit_gbs`); the batch size changes only the float32 rounding of
+  the batched solve, so every path fits GBS in the same chunks (`train.chunk_frames`)."""
+  weights = baselines.fit_gbs(model.gbs_basis, {k: t.frames(slice(start, stop))
+                                                for k, t in targets.items()},
+                              ridge=config.gbs.ridge, iterations=config.gbs.iterations)
+  return {'frames': baselines.gbs_frames(model.gbs_basis, weights), 'weights': weights}
+
+
+def _ranges(config, targets) -> list:
+  num_frames = next(iter(targets.values())).num_frames
+  return fit_lib.chunk_ranges(num_frames, int(config.train.chunk_frames))
+
+
+def _aim_settings(method: str, config, model: FitModel, targets) -> tuple:
+  """(config, FitSpec) of an AIM method for these targets."""
   if method == 'aim':
     config = config_for_targets(config, targets)
   variant = 'global' if method == 'aim_global' else config.model.variant
-  spec = fit_lib.fit_spec(config, model.basis.num_coefficients, variant)
-  return fit_lib.fit_sequence(config, spec, model.basis, targets, os.path.join(workdir, method),
-                              log=log, topology=model.topology)
+  return config, fit_lib.fit_spec(config, model.basis.num_coefficients, variant)
+
+
+def fit_method_chunks(method: str, config, model: FitModel, targets, workdir: str,
+                      log: Optional[Callable[[str], None]] = print) -> chunks_lib.Chunks:
+  """Fits one method in `workdir/<method>` a chunk of `train.chunk_frames` frames at a time,
+  each chunk's results kept in <method>/chunk_XXX/result.npz (a rerun reuses them); returns
+  them as `chunks.Chunks`, holding one chunk in memory at a time. The arrays are those of
+  `fit_method`."""
+  _check_method(method)
+  folder = os.path.join(workdir, method)
+  if method != 'gbs':
+    config, spec = _aim_settings(method, config, model, targets)
+    return fit_lib.fit_sequence_chunks(config, spec, model.basis, targets, folder, log=log,
+                                       topology=model.topology)
+  ranges = _ranges(config, targets)
+  if distributed.is_primary():  # GBS takes milliseconds: process 0 alone solves and writes it.
+    for index, (start, stop) in enumerate(ranges):
+      path = chunks_lib.result_path(folder, index)
+      if not os.path.exists(path):
+        files.write_npz(path, compressed=False,
+                        **_gbs_chunk(config, model, targets, start, stop))
+  distributed.barrier(f'{folder} written')
+  return chunks_lib.Chunks(tuple(ranges), tuple(chunks_lib.result_path(folder, index)
+                                                for index in range(len(ranges))))
+
+
+def fit_method(method: str, config, model: FitModel, targets, workdir: str,
+               log: Optional[Callable[[str], None]] = print) -> Dict[str, np.ndarray]:
+  """Fits one method; returns at least 'frames' (F, V, 3) mm (and jaws for AIM methods), the
+  whole sequence in memory (GBS writes no file; AIM keeps its chunks in workdir/<method>)."""
+  _check_method(method)
+  if method == 'gbs':
+    parts = [_gbs_chunk(config, model, targets, start, stop)
+             for start, stop in _ranges(config, targets)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  return fit_method_chunks(method, config, model, targets, workdir, log).load()
 
 
 def config_for_targets(config: ml_collections.ConfigDict, targets
@@ -119,19 +178,21 @@ def observation_noise(config: ml_collections.ConfigDict) -> Dict[str, float]:
 
 def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: str,
                       log: Optional[Callable[[str], None]] = print) -> tuple:
-  """`fit_method` plus k-fold held-out markers / landmarks (`config.cv`).
+  """`fit_method_chunks` plus k-fold held-out markers / landmarks (`config.cv`).
 
   With `cv.folds` >= 2 and sparse targets, every scale of `cv.scales` is cross-validated (fits
   under `workdir/<method>/cv/`, resumable), the scale with the lowest held-out error is kept and
-  the method is fitted once more on every observation with it. Without, this is `fit_method`.
+  the method is fitted once more on every observation with it. Without, this is
+  `fit_method_chunks`.
 
   Returns:
-    (result of fit_method, held-out report or None): {'folds', 'seed', 'scales',
-    'chosen_scale', 'held_out': {kind: summary} of the chosen scale, 'per_scale': [...]}.
+    (`fit_method_chunks` of the fit on every observation, held-out report or None): {'folds',
+    'seed', 'scales', 'chosen_scale', 'held_out': {kind: summary} of the chosen scale,
+    'per_scale': [...]}. (The folds' fits are held in memory, `fit_method`.)
   """
   folds = int(config.cv.folds)
   if folds < 2 or not any(k in cross_validation.SPARSE_KINDS for k in targets):
-    return fit_method(method, config, model, targets, workdir, log), None
+    return fit_method_chunks(method, config, model, targets, workdir, log), None
   scales = parse_scales(config.cv.scales)
   noise = observation_noise(config)
   per_scale = []
@@ -152,8 +213,8 @@ def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: st
           + ', '.join(f'{k} rms {v["rms"]:.3f} {"px" if k == "landmarks" else "mm"}'
                       for k, v in held_out.items()) + f' ({folds} folds)')
   best = cross_validation.select_by_held_out([p['score'] for p in per_scale], scales)
-  result = fit_method(method, scaled_config(config, method, scales[best]), model, targets,
-                      workdir, log)
+  result = fit_method_chunks(method, scaled_config(config, method, scales[best]), model,
+                             targets, workdir, log)
   return result, {'folds': folds, 'seed': int(config.cv.seed), 'scales': scales,
                   'chosen_scale': scales[best], 'held_out': per_scale[best]['held_out'],
                   'per_scale': per_scale}
@@ -163,22 +224,73 @@ def evaluate_methods(results: Dict[str, Dict], truth: Optional[Dict], targets, a
                      ) -> Dict:
   """Error of every method: against ground truth frames when given, else against dense targets.
 
+  `evaluate_chunks` of whole in-memory results ({method: {'frames' (F, V, 3) mm, jaws}}).
+
   Returns {'error_against', 'error_mm': {method: stats}, 'per_frame_mm': {method: (F,)},
   'jaw': {method: jaw_errors}}.
   """
+  return evaluate_chunks({m: chunks_lib.in_memory(r) for m, r in results.items()}, truth,
+                         targets, actor)
+
+
+def _load_errors(item) -> np.ndarray:
+  return np.load(item) if isinstance(item, str) else item
+
+
+def evaluate_chunks(results: Dict[str, chunks_lib.Chunks], truth: Optional[Dict], targets,
+                    actor: Actor, chunk_frames: int = 0, scratch: Optional[str] = None) -> Dict:
+  """`evaluate_methods` of fits held chunk by chunk, in the memory of a chunk.
+
+  The reference (truth['frames'], or the dense targets) and every method's frames are compared
+  `chunk_frames` frames at a time (0: all at once); each block of per-vertex errors is kept as
+  an .npy file in the folder `scratch` (in memory when None) and summarised by
+  `eval.sequence_stats` (exact, block by block), so the numbers do not depend on the chunking.
+  The vertices counted are the actor's region where the reference is finite in every frame.
+
+  Args:
+    results: {method: chunks of 'frames' (F, V, 3) mm, and 'jaw_rotation' (F, 3, 3),
+      'jaw_translation' (F, 3) mm for AIM methods}.
+    truth: None or {'frames': (F, V, 3) mm, anything that slices into arrays (an array, a
+      memory map, `synthetic_performance.PerformanceFrames`), optionally the true jaws}.
+  Returns:
+    As `evaluate_methods`.
+  """
   if truth is not None:
-    reference, against = truth['frames'], 'ground_truth'
+    reference = lambda start, stop: np.asarray(truth['frames'][start:stop])
+    against = 'ground_truth'
   elif 'dense' in targets:
     dense = targets['dense']
     ids = np.asarray(dense.points.vertices[:, 0])
-    reference = np.full((dense.num_frames, actor.num_vertices, 3), np.nan, np.float32)
-    reference[:, ids] = np.asarray(dense.values)
+
+    def reference(start, stop):
+      frames = np.full((stop - start, actor.num_vertices, 3), np.nan, np.float32)
+      frames[:, ids] = np.asarray(dense.values[start:stop])
+      return frames
     against = 'dense_targets'
   else:
     return {'error_against': None, 'error_mm': {}, 'per_frame_mm': {}, 'jaw': {}}
-  region = actor.region & np.all(np.isfinite(reference), axis=(0, 2))
-  return {'error_against': against,
-          **eval_lib.sequence_errors(results, reference, region, truth, actor.pivot)}
+  num_frames = next(iter(results.values())).num_frames if results else 0
+  finite = np.ones(actor.num_vertices, bool)
+  errors = {method: [] for method in results}
+  for index, (start, stop) in enumerate(fit_lib.chunk_ranges(num_frames, int(chunk_frames))):
+    frames = reference(start, stop)
+    finite &= np.all(np.isfinite(frames), axis=(0, 2))
+    for method, chunks in results.items():
+      block = eval_lib.vertex_errors(chunks.frames(start, stop), frames)
+      if scratch is not None:
+        path = os.path.join(scratch, f'{method}_{index:05d}.npy')
+        np.save(path, block)
+        block = path
+      errors[method].append(block)
+  region = actor.region & finite
+  report = {'error_against': against, 'error_mm': {}, 'per_frame_mm': {}}
+  for method, blocks in errors.items():
+    report['error_mm'][method], report['per_frame_mm'][method] = eval_lib.sequence_stats(
+        lambda blocks=blocks: (_load_errors(b)[:, region] for b in blocks))
+  jaw_keys = ('jaw_rotation', 'jaw_translation')
+  jaws = {m: c.load(jaw_keys) for m, c in results.items() if set(jaw_keys) <= set(c.keys())}
+  report['jaw'] = eval_lib.method_jaw_errors(jaws, truth, actor.pivot)
+  return report
 
 
 def parse_methods(config: ml_collections.ConfigDict) -> list:

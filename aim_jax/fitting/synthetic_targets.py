@@ -1,5 +1,8 @@
 """Constraints made from a sequence with known ground truth: the held-out synthetic performance
 as dense 3D targets, sparse 3D markers and dense 2D landmarks seen by one camera (B.1, B.6).
+
+Markers and landmarks read the frames a block at a time, so the frames may be any array-like
+that slices (e.g. `synthetic_performance.PerformanceFrames`, played on demand).
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ def surface_samples(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarr
   return faces, bary
 
 
+def _per_block(fn, frames, block: int = 100) -> tuple:
+  """fn of (n, V, 3) frames, `block` frames at a time; its outputs (a tuple of frame-major
+  arrays) concatenated over the blocks. Every output row depends on its own frame only, so the
+  result is the same as fn of all frames."""
+  parts = [fn(np.asarray(frames[s:s + block])) for s in range(0, len(frames), block)]
+  return tuple(np.concatenate(p) for p in zip(*parts))
+
+
 def dropouts(num_frames: int, count: int, fraction: float, seed: int) -> np.ndarray:
   """(F, M) bool, True where an observation is missing: about `fraction` of them, in runs of
   a few frames (occlusions last), each marker seen in at least one frame."""
@@ -53,7 +64,8 @@ def markers(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray, fram
   optional Gaussian noise (mm, per axis) and dropouts (`dropouts`: missing observations)."""
   faces, bary = surface_samples(neutral, triangles, region, count, seed)
   points = targets_lib.at_barycentric(triangles, faces, bary)
-  values = np.einsum('fmkd,mk->fmd', np.asarray(frames)[:, np.asarray(triangles)[faces]], bary)
+  corners = np.asarray(triangles)[faces]
+  values, = _per_block(lambda f: (np.einsum('fmkd,mk->fmd', f[:, corners], bary),), frames)
   rng = np.random.default_rng(seed + 2)
   values = values + noise_mm * rng.standard_normal(values.shape)
   missing = dropouts(values.shape[0], values.shape[1], dropout, seed)
@@ -91,11 +103,12 @@ def landmarks(neutral: np.ndarray, triangles: np.ndarray, region: np.ndarray,
   points on triangles facing away from the camera are invisible in that frame."""
   faces, bary = surface_samples(neutral, triangles, region, count, seed)
   points = targets_lib.at_barycentric(triangles, faces, bary)
-  world = np.einsum('fmkd,mk->fmd', np.asarray(frames)[:, np.asarray(triangles)[faces]], bary)
+  corners = np.asarray(triangles)[faces]
+  world, visible = _per_block(lambda f: (np.einsum('fmkd,mk->fmd', f[:, corners], bary),
+                                         _facing(f, triangles, faces, camera)), frames)
   pixels = np.asarray(camera_lib.project(camera, jnp.asarray(world, jnp.float32)))
   rng = np.random.default_rng(seed + 3)
   pixels = pixels + noise_px * rng.standard_normal(pixels.shape)
-  visible = _facing(frames, triangles, faces, camera)
   return targets_lib.make_target_set('landmarks', points, pixels, visible=visible,
                                      camera=camera, source='synthetic landmarks')
 

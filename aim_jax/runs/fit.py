@@ -9,15 +9,23 @@ Layout under the workdir:
   <method>/fit.npz            frames (F, V, 3) mm, jaw_rotation, jaw_translation, codes,
                               coefficients (F, V, S-1) (AIM methods), weights (F, S-1) (GBS)
   <method>/meshes/frame_XXXX.<fmt>
-  <method>/chunk_XXX/         checkpoints and results of each chunk (resume)
+  <method>/chunk_XXX/         results (result.npz) of each chunk of `train.chunk_frames` frames,
+                              and the AIM methods' checkpoints (resume)
   <method>/performance.usdc   when asked (`usd_fps`; `usd_export.write_performance`; the error
                               primvars against the ground truth when there is one)
   report.json, per_frame.csv, per_frame_error.png, renders/error_maps.png
+
+Memory is bounded by a chunk, not by the sequence: every method is fitted chunk by chunk
+(`methods.fit_method_chunks`), fit.npz is assembled from the chunk files an array and a chunk at
+a time (`files.write_npz_chunks`), the meshes are written and the errors measured a chunk at a
+time (`methods.evaluate_chunks`), and the synthetic ground truth is played a chunk at a time
+(`synthetic_performance.PerformanceFrames`). USD export (`usd_fps`) holds a whole method's fit.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from typing import Callable, Dict, Optional
 
@@ -28,6 +36,7 @@ from aim_jax import distributed, files, train_loop, usd_export
 from aim_jax import model_dir as model_dir_lib
 from aim_jax import workdir as workdir_lib
 from aim_jax.data.actor import Actor
+from aim_jax.fitting import chunks as chunks_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import io as fit_io
 from aim_jax.fitting import methods as methods_lib
@@ -40,7 +49,8 @@ USD_FILE = 'performance.usdc'  # <method>/performance.usdc when `usd_fps` is giv
 
 
 def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
-                  ground_truth: Optional[str] = None, units: str = 'mm') -> tuple:
+                  ground_truth: Optional[str] = None, units: str = 'mm',
+                  stream: bool = False) -> tuple:
   """The targets of a fitting run and their ground truth (None when unknown).
 
   Args:
@@ -48,6 +58,8 @@ def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
       folder of OBJ/PLY frames in the actor's topology, or an npz (`fitting/io.py` formats).
     ground_truth: optional ground-truth frames (folder or npz), replacing the synthetic truth.
     units: units of a folder of frames ('mm', 'cm' or 'm').
+    stream: the synthetic truth's frames played on demand (`methods.synthetic_sequence_targets`)
+      instead of an array.
   Returns:
     (targets {kind: TargetSet}, truth dict or None).
   Raises:
@@ -57,7 +69,7 @@ def read_sequence(config: ml_collections.ConfigDict, actor: Actor, targets: str,
     if actor.ground_truth is None:
       raise fit_io.TargetError(f'{actor.source or actor.name}: synthetic targets need a model '
                                'learned on the synthetic actor')
-    sequence, truth = methods_lib.synthetic_sequence_targets(config, actor)
+    sequence, truth = methods_lib.synthetic_sequence_targets(config, actor, stream)
   else:
     sequence, truth = fit_io.read_targets(targets, actor.faces, actor.num_vertices, units,
                                           actor.source_vertex_ids)
@@ -112,7 +124,7 @@ def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, wor
   check_config(config)
   check_usd(usd_fps)
   model = model_dir_lib.load_fit_model(model_dir)
-  sequence, truth = read_sequence(config, model.actor, targets, ground_truth, units)
+  sequence, truth = read_sequence(config, model.actor, targets, ground_truth, units, stream=True)
   plausibility.check_targets(sequence, model.actor.neutral,
                              'synthetic targets' if targets == 'synthetic' else targets)
   identity = identity_lib.fitting_identity(config, model_dir, sequence, truth)
@@ -125,9 +137,11 @@ def run_fit(config: ml_collections.ConfigDict, model_dir: str, targets: str, wor
     return fit_and_report(config, model, sequence, truth, workdir, log=log, usd_fps=usd_fps)
 
 
-def write_report_outputs(workdir: str, config, actor: Actor, results: Dict, evaluation: Dict,
+def write_report_outputs(workdir: str, config, actor: Actor,
+                         results: Dict[str, chunks_lib.Chunks], evaluation: Dict,
                          truth: Optional[Dict], report: Dict):
-  """report.json, per_frame.csv, per_frame_error.png and error-map renders."""
+  """report.json, per_frame.csv, per_frame_error.png and error-map renders (of the chosen frames
+  only, read from each method's chunks and from truth['frames'])."""
   files.write_json(os.path.join(workdir, 'report.json'), report)
   per_frame = evaluation['per_frame_mm']
   if not per_frame:
@@ -139,18 +153,22 @@ def write_report_outputs(workdir: str, config, actor: Actor, results: Dict, eval
     return
   num_frames = truth['frames'].shape[0]
   chosen = np.unique(np.linspace(0, num_frames - 1, config.output.render_frames).astype(int))
-  reporting.render_error_maps(os.path.join(workdir, 'renders', 'error_maps.png'),
-                              truth['frames'], results, actor.faces, actor.region, chosen)
+  shown = {m: {'frames': chunks.frames_at(chosen)} for m, chunks in results.items()}
+  true_frames = np.stack([truth['frames'][j] for j in chosen])
+  reporting.render_error_maps(os.path.join(workdir, 'renders', 'error_maps.png'), true_frames,
+                              shown, actor.faces, actor.region, range(len(chosen)),
+                              numbers=chosen)
 
 
 def write_usd(path: str, model: FitModel, result: Dict, truth: Optional[Dict],
               fps: float = usd_export.DEFAULT_FPS) -> str:
   """One method's fitted performance as USD (`usd_export.write_performance`), with the error
-  primvars when there is ground truth."""
+  primvars when there is ground truth (its frames as an array, or anything `np.asarray` makes
+  one of)."""
   keys = ('frames', 'jaw_rotation', 'jaw_translation', 'head_rotation', 'head_translation')
   return usd_export.write_performance(
       path, model.actor, {k: np.asarray(result[k]) for k in keys if k in result},
-      np.asarray(model.spec.pivot), None if truth is None else truth['frames'], fps)
+      np.asarray(model.spec.pivot), None if truth is None else np.asarray(truth['frames']), fps)
 
 
 def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: Dict,
@@ -158,7 +176,12 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
                    log: Optional[Callable[[str], None]] = print,
                    usd_fps: Optional[float] = None) -> Dict:
   """Fits every method of `config.methods` in `workdir` (resuming), writes every output (with
-  `usd_fps`, <method>/performance.usdc at that frame rate too) and returns the report."""
+  `usd_fps`, <method>/performance.usdc at that frame rate too) and returns the report.
+
+  Holds a chunk of `train.chunk_frames` frames at a time (the module docstring says how);
+  `truth['frames']` may be an array or anything that slices into arrays (e.g.
+  `synthetic_performance.PerformanceFrames`).
+  """
   check_usd(usd_fps)
   methods = methods_lib.parse_methods(config)
   os.makedirs(workdir, exist_ok=True)
@@ -172,21 +195,24 @@ def fit_and_report(config: ml_collections.ConfigDict, model: FitModel, targets: 
     results[method], held_out[method] = methods_lib.fit_with_held_out(method, config, model,
                                                                       targets, workdir, log)
     seconds[method] = time.perf_counter() - start
-    bad = [k for k, v in results[method].items()
-           if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.all(np.isfinite(v))]
+    bad = results[method].non_finite()
     if bad:
       raise train_loop.Diverged(f'{method}: non-finite {", ".join(sorted(bad))} in the fit; '
                                 f'nothing of it was written to {os.path.join(workdir, method)}')
     if not distributed.is_primary():  # Every process holds the fit; process 0 writes it.
       continue
     out = os.path.join(workdir, method)
-    files.write_npz(os.path.join(out, 'fit.npz'), **results[method])
+    files.write_npz_chunks(os.path.join(out, 'fit.npz'), results[method].files())
     if config.output.meshes:
-      reporting.write_mesh_sequence(os.path.join(out, 'meshes'), results[method]['frames'],
-                                    model.actor.faces, config.output.mesh_format)
+      for index, (first, _) in enumerate(results[method].ranges):
+        reporting.write_mesh_sequence(os.path.join(out, 'meshes'),
+                                      results[method].read(index, ['frames'])['frames'],
+                                      model.actor.faces, config.output.mesh_format, first)
     if usd_fps is not None:
-      write_usd(os.path.join(out, USD_FILE), model, results[method], truth, usd_fps)
-  evaluation = methods_lib.evaluate_methods(results, truth, targets, model.actor)
+      write_usd(os.path.join(out, USD_FILE), model, results[method].load(), truth, usd_fps)
+  with tempfile.TemporaryDirectory(prefix='aim_jax_errors_') as scratch:
+    evaluation = methods_lib.evaluate_chunks(results, truth, targets, model.actor,
+                                             int(config.train.chunk_frames), scratch)
   report = {
       'actor': model.actor.name,
       'num_frames': num_frames,

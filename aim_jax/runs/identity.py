@@ -78,7 +78,7 @@ def targets_hash(targets: Dict, truth: Optional[Dict]) -> str:
       parts += [np.asarray(t.camera.intrinsics), np.asarray(t.camera.rotation),
                 np.asarray(t.camera.translation)]
   for key in sorted(truth or {}):
-    parts += [key, np.asarray(truth[key])]
+    parts += [key, truth[key]]  # Arrays, or frames made a block at a time (content_hash).
   return workdir_lib.content_hash(*parts)
 
 

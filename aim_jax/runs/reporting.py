@@ -66,10 +66,12 @@ def error_table(error_mm: Dict[str, Dict], jaw: Dict[str, Dict], width: int = 10
           for method, s in error_mm.items()]
 
 
-def write_mesh_sequence(folder: str, frames: np.ndarray, faces: np.ndarray, fmt: str = 'ply'):
-  """frame_XXXX.<fmt> in `folder` for each of (F, V, 3) mm `frames` with (T, 3) `faces`."""
+def write_mesh_sequence(folder: str, frames: np.ndarray, faces: np.ndarray, fmt: str = 'ply',
+                        first: int = 0):
+  """frame_XXXX.<fmt> in `folder` for each of (F, V, 3) mm `frames` with (T, 3) `faces`,
+  numbered from `first` (a chunk of a longer sequence)."""
   os.makedirs(folder, exist_ok=True)
-  for j, frame in enumerate(frames):
+  for j, frame in enumerate(frames, start=first):
     mesh_io.write_colored_mesh(os.path.join(folder, f'frame_{j:04d}.{fmt}'), frame, faces)
 
 
@@ -80,19 +82,23 @@ def error_vmax(errors: Sequence[np.ndarray]) -> float:
 
 def render_error_maps(path: str, truth: np.ndarray, results: Dict[str, Dict],
                       faces: np.ndarray, region: np.ndarray, frames: Sequence[int],
-                      title: str = 'fitted frames: per-vertex error') -> str:
+                      title: str = 'fitted frames: per-vertex error',
+                      numbers: Optional[Sequence[int]] = None) -> str:
   """A PNG grid, one row per chosen frame: the true frame, then each method's frame coloured
   by its per-vertex error (mm, one colour scale; titles give the mean over `region`).
 
   Args:
     truth: (F, V, 3) mm; results: {method: {'frames': (F, V, 3) mm}}; frames: chosen indices.
+    numbers: the frame numbers the titles give (default `frames`; e.g. when truth and results
+      hold only the chosen frames of a longer sequence).
   """
   chosen = np.asarray(frames)
+  numbers = chosen if numbers is None else np.asarray(numbers)
   vmax = error_vmax([eval_lib.vertex_errors(results[m]['frames'][chosen], truth[chosen])
                      for m in results])
   panels = []
-  for j in chosen:
-    panels.append(dict(vertices=truth[j], faces=faces, title=f'frame {j}: target'))
+  for j, number in zip(chosen, numbers):
+    panels.append(dict(vertices=truth[j], faces=faces, title=f'frame {number}: target'))
     for method, result in results.items():
       error = eval_lib.vertex_errors(result['frames'][j], truth[j])
       panels.append(dict(vertices=result['frames'][j], faces=faces, values=error,
