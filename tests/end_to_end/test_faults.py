@@ -246,7 +246,8 @@ def test_refused_or_diverging_fit_changes_nothing(learned, fitted, tmp_path, cha
   before = file_hashes(folder)
   config = {'other targets': fit_config(**{'synthetic.kind': 'markers'}),
             'other steps': fit_config(**{'train.num_steps': 80}),
-            'diverging': fit_config(**{'train.learning_rate': 1e6})}[change]
+            'diverging': fit_config(**{'train.learning_rate': 1e6,
+                                       'train.dense_learning_rate': 1e6})}[change]
   if change == 'diverging':
     fresh = tmp_path / 'fresh'
     with pytest.raises(train_loop.Diverged, match='non-finite'):
