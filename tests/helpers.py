@@ -1,8 +1,9 @@
 """Small helpers shared by the tests: config overrides, file snapshots, damaged checkpoints,
-tree comparison."""
+tree comparison, processes of a multi-process run."""
 
 import hashlib
 import os
+import socket
 
 import jax
 import numpy as np
@@ -47,3 +48,18 @@ def assert_trees_close(a, b, **tolerances):
   """Every leaf of two pytrees equal within numpy tolerances."""
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tolerances)
+
+
+def free_port() -> int:
+  """A TCP port on localhost that nothing listens on now (for a run's coordinator)."""
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def one_cpu_env() -> dict:
+  """This environment for a subprocess that sees one CPU device (one process of a
+  multi-process run)."""
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  env.pop('XLA_FLAGS', None)
+  return env

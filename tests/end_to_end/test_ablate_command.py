@@ -4,12 +4,12 @@ refused."""
 
 import csv
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import free_port, one_cpu_env
 
 from aim_jax.ablation import report as report_lib
 from aim_jax.ablation import runner, studies
@@ -31,16 +31,12 @@ def test_every_study_end_to_end_with_resume(tmp_path):
   # running its one job as a subprocess; process 0 alone writes the report.
   hidden_jobs = runner.make_jobs(config, ['hidden'], 'synthetic', workdir)
   assert [j.run for j in hidden_jobs] == ['full', 'hidden_16']
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    port = s.getsockname()[1]
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)
+  port = free_port()
   runs = [subprocess.Popen(
       [sys.executable, 'experiments/ablate.py', '--config=configs/ablate_quick.py',
        '--study=hidden', f'--workdir={workdir}', '--distributed',
        f'--coordinator=localhost:{port}', '--num_processes=2', f'--process_id={rank}'],
-      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=one_cpu_env())
       for rank in (0, 1)]
   outputs = [run.communicate(timeout=900)[0] for run in runs]
   for run, output in zip(runs, outputs):

@@ -4,12 +4,12 @@ the single-process fit, and only process 0 writes."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import free_port, one_cpu_env, with_overrides
 from tiny_models import make_model_workdir
 
 from aim_jax.runs import fit as fit_run
@@ -23,23 +23,13 @@ def tiny_model(tmp_path_factory):
   return make_model_workdir(str(tmp_path_factory.mktemp('model')))
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
 SETTINGS = {'methods': 'aim,gbs', 'synthetic.num_frames': 7, 'train.chunk_frames': 5,
             'train.num_steps': 30, 'train.checkpoint_every': 100, 'output.render': False,
             'output.meshes': False}
 
 
 def _config():
-  config = fit_test.get_config()
-  for name, value in SETTINGS.items():
-    group, key = name.split('.') if '.' in name else (None, name)
-    (config if group is None else config[group])[key] = value
-  return config
+  return with_overrides(fit_test.get_config(), **SETTINGS)
 
 
 def _command(model, workdir, *extra):
@@ -49,23 +39,17 @@ def _command(model, workdir, *extra):
           *extra]
 
 
-def _env():
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)  # One CPU device per process.
-  return env
-
-
 def test_two_processes_fit_what_one_does(tmp_path, tiny_model):
   one = tmp_path / 'one'
   fit_run.run_fit(_config(), tiny_model, 'synthetic', str(one), log=None)
 
   two = tmp_path / 'two'
-  port = _free_port()
+  port = free_port()
   runs = [subprocess.Popen(_command(tiny_model, two, '--distributed',
                                     f'--coordinator=localhost:{port}', '--num_processes=2',
                                     f'--process_id={rank}'),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           cwd=REPO, env=_env())
+                           cwd=REPO, env=one_cpu_env())
           for rank in (0, 1)]
   outputs = [run.communicate(timeout=600)[0] for run in runs]
   for run, output in zip(runs, outputs):
