@@ -72,6 +72,9 @@ def get_config():
   config.loss.coefficient_shrink = 0.3
   config.loss.field_kinds = 'markers'
   config.loss.field_points = 128
+  # Ties F_T's jaw to the frame's blend of the learning shapes' jaws by its mean coefficients
+  # (mm^2 of mandible motion; `fitting/jaw_prior.py`); 0 leaves the jaw free, as in the paper.
+  config.loss.jaw_blend = 0.0
   config.loss.regularized_points = 256  # Points the magnitude and temporal terms average over.
   config.loss.robust = 'none'           # 'none' | 'huber' | 'cauchy'
   # px for landmarks, mm for 3D targets; 0: three times the stated noise (config.noise).

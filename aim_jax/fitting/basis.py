@@ -19,6 +19,7 @@ import numpy as np
 
 from aim_jax import geometry
 from aim_jax.data.actor import Actor
+from aim_jax.fitting import jaw_prior as jaw_prior_lib
 from aim_jax.fitting import mesh_topology
 from aim_jax.models import aim
 
@@ -131,6 +132,8 @@ class FitModel:
     gbs_basis: the global-blendshape baseline's basis (the actor's shapes; an edited model's own
       shapes).
     topology: the actor mesh's neighbours over its region (the coefficient-field terms).
+    jaw_prior: the learned per-shape jaws at points of the actor's mandible (the `jaw_blend`
+      term, `fitting/jaw_prior.py`).
   """
   params: Dict
   spec: aim.AIMSpec
@@ -140,6 +143,7 @@ class FitModel:
   gbs_basis: ModelBasis
   edit: Optional[List[Dict]] = None
   topology: Optional[mesh_topology.Topology] = None
+  jaw_prior: Optional[jaw_prior_lib.JawPrior] = None
 
 
 def make_fit_model(params: Dict, spec: aim.AIMSpec, info: Dict, actor: Actor,
@@ -156,4 +160,6 @@ def make_fit_model(params: Dict, spec: aim.AIMSpec, info: Dict, actor: Actor,
   return FitModel(params=params, spec=spec, info=info, actor=actor, basis=basis,
                   gbs_basis=gbs_basis(shapes, actor.neutral, spec), edit=edit,
                   topology=mesh_topology.make_topology(actor.faces, actor.num_vertices,
-                                                           actor.region))
+                                                           actor.region),
+                  jaw_prior=jaw_prior_lib.make_jaw_prior(params, actor.mandible.vertices,
+                                                         actor.pivot))

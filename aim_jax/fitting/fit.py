@@ -29,14 +29,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from aim_jax import distributed, geometry, train_loop
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import chunks as chunks_lib
-from aim_jax.fitting import coefficient_field, mesh_topology, objectives
+from aim_jax.fitting import coefficient_field, jaw_prior, mesh_topology, objectives
 from aim_jax.fitting import model as model_lib
 from aim_jax.fitting.basis import ModelBasis
 from aim_jax.fitting.targets import SurfacePoints, TargetSet, interpolate
 from aim_jax.models import aim
 
 TERMS = ('dense', 'markers', 'landmarks', 'coefficients', 'temporal', 'coefficient_smooth',
-         'coefficient_shrink')
+         'coefficient_shrink', 'jaw_blend')
 FIELD_TERMS = ('coefficient_smooth', 'coefficient_shrink')  # Need source['topology'].
 
 
@@ -63,7 +63,7 @@ def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
     scale = 3.0 * max(float(noise.markers_mm), float(noise.landmarks_px))
     if scale <= 0:
       raise ValueError('loss.robust_scale is 0 (from the noise) but config.noise states none')
-  return LossOptions(weights=tuple((t, float(loss[t])) for t in TERMS),
+  return LossOptions(weights=tuple((t, float(loss.get(t, 0.0))) for t in TERMS),
                      points_per_step=int(config.train.points_per_step), robust=loss.robust,
                      robust_scale=scale, optimize_camera=loss.optimize_camera,
                      regularized_points=int(loss.regularized_points),
@@ -71,7 +71,8 @@ def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
 
 
 def field_kinds(config: ml_collections.ConfigDict) -> tuple:
-  """`loss.field_kinds` as a tuple: the target kinds the coefficient-field terms act on."""
+  """`loss.field_kinds` as a tuple: the target kinds the sparse priors (the coefficient-field
+  terms and `jaw_blend`) act on."""
   text = str(config.loss.get('field_kinds', 'markers'))
   return tuple(sorted(k.strip() for k in text.split(',') if k.strip()))
 
@@ -130,7 +131,9 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
     source: {'basis': ModelBasis} (cached), plus {'aim': AIM params} for the uncached path
       (when aim_spec is given the fields are recomputed through the networks every step), and
       {'topology': mesh_topology.Topology} when a coefficient-field term is weighted (they act
-      only when every target kind is in `options.field_kinds`: `field_terms_apply`).
+      only when every target kind is in `options.field_kinds`: `field_terms_apply`), and
+      {'jaw_prior': jaw_prior.JawPrior} for the `jaw_blend` term (skipped without one; like
+      the field terms it acts only when `field_terms_apply`).
     targets: {kind: TargetSet} over the same F frames as params['codes'].
     valid: (F,) 1 for real frames, 0 for padding (excluded from the regularisers).
   """
@@ -140,7 +143,7 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
     frame = model_lib.transforms(params, spec)
     num_frames = params['codes'].shape[0]
     terms = {}
-    coefficient_sets = []
+    coefficient_sets, jaw_weights = [], []
     for i, kind in enumerate(sorted(targets)):
       target = targets[kind]
       points, values, visible = _subsample(target, jax.random.fold_in(key, i),
@@ -156,6 +159,7 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
       terms[kind] = objectives.data_term(x, target, visible, values, options.robust,
                                          options.robust_scale, offset)
       coefficient_sets.append(w)
+      jaw_weights.append(basis.skinning[:w.shape[1]])
     w = jnp.concatenate(coefficient_sets, axis=1)
     terms['coefficients'] = objectives.coefficient_magnitude(w, valid)
     terms['temporal'] = objectives.temporal_smoothness(w, frame['raw'], valid)
@@ -166,6 +170,11 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
                                               options.field_points)
       terms.update(coefficient_field.regularisers(params, spec, source['basis'].coords,
                                                   topology, ids, valid))
+    if (weights['jaw_blend'] and 'jaw_prior' in source
+        and field_terms_apply(options.field_kinds, targets)):
+      terms['jaw_blend'] = jaw_prior.blend_term(source['jaw_prior'], frame['jaw_rotation'],
+                                                frame['jaw_translation'], w, valid,
+                                                jnp.concatenate(jaw_weights))
     total = sum(weights[name] * value for name, value in terms.items())
     terms['total'] = total
     return total, terms
@@ -353,6 +362,18 @@ def evaluate_frames(params: Dict, spec: model_lib.FitSpec, basis: ModelBasis,
   return result
 
 
+def fit_source(basis: ModelBasis, topology: Optional[mesh_topology.Topology] = None,
+               jaw: Optional[jaw_prior.JawPrior] = None) -> Dict:
+  """The `source` of `fit_frames`: the basis, with the mesh topology and the jaw prior when
+  given."""
+  source = {'basis': basis}
+  if topology is not None:
+    source['topology'] = topology
+  if jaw is not None:
+    source['jaw_prior'] = jaw
+  return source
+
+
 def _chunk_targets(targets: Dict[str, TargetSet], start: int, stop: int):
   return {kind: t.frames(slice(start, stop)) for kind, t in targets.items()}
 
@@ -381,12 +402,14 @@ def _load_networks(chunk_dir: str, config, spec: model_lib.FitSpec) -> Dict:
 def fit_sequence_chunks(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
                         basis: ModelBasis, targets: Dict[str, TargetSet], workdir: str,
                         log: Optional[Callable[[str], None]] = print,
-                        topology: Optional[mesh_topology.Topology] = None) -> chunks_lib.Chunks:
+                        topology: Optional[mesh_topology.Topology] = None,
+                        jaw: Optional[jaw_prior.JawPrior] = None) -> chunks_lib.Chunks:
   """Fits a whole sequence chunk by chunk in `workdir`; returns the chunks' `evaluate_frames`
   results as files (workdir/chunk_XXX/result.npz), holding one chunk in memory at a time.
 
   `topology` (the template mesh's neighbours) is needed when a coefficient-field term
-  (`loss.coefficient_smooth`, `loss.coefficient_shrink`) is weighted.
+  (`loss.coefficient_smooth`, `loss.coefficient_shrink`) is weighted; `jaw` (the model's
+  `jaw_prior.JawPrior`) by the `loss.jaw_blend` term.
 
   A chunk whose results file exists is not refitted; an unfinished chunk resumes from its
   checkpoint. Each chunk starts from the previous chunk's F_T and F_W (temporal smoothness acts
@@ -404,7 +427,7 @@ def fit_sequence_chunks(config: ml_collections.ConfigDict, spec: model_lib.FitSp
       continue
     if log and len(ranges) > 1:
       log(f'chunk {index + 1}/{len(ranges)}: frames {start}-{stop - 1}')
-    source = {'basis': basis} if topology is None else {'basis': basis, 'topology': topology}
+    source = fit_source(basis, topology, jaw)
     params, _ = fit_frames(config, spec, source, _chunk_targets(targets, start, stop),
                            workdir=chunk_dir, log=log, networks=networks)
     networks = {k: v for k, v in params.items() if k not in ('codes',)}
@@ -425,7 +448,8 @@ def fit_sequence_chunks(config: ml_collections.ConfigDict, spec: model_lib.FitSp
 def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, basis: ModelBasis,
                  targets: Dict[str, TargetSet], workdir: str,
                  log: Optional[Callable[[str], None]] = print,
-                 topology: Optional[mesh_topology.Topology] = None) -> Dict[str, np.ndarray]:
+                 topology: Optional[mesh_topology.Topology] = None,
+                 jaw: Optional[jaw_prior.JawPrior] = None) -> Dict[str, np.ndarray]:
   """`fit_sequence_chunks` with every chunk's results concatenated in memory: `evaluate_frames`
   of every frame of the sequence."""
-  return fit_sequence_chunks(config, spec, basis, targets, workdir, log, topology).load()
+  return fit_sequence_chunks(config, spec, basis, targets, workdir, log, topology, jaw).load()

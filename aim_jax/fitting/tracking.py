@@ -416,7 +416,8 @@ def solver_settings(config: ml_collections.ConfigDict, spec: model_lib.FitSpec
 def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
                    basis: ModelBasis, targets: Dict[str, TargetSet],
                    log: Optional[Callable[[str], None]] = print,
-                   topology=None, workdir: Optional[str] = None) -> Dict[str, np.ndarray]:
+                   topology=None, workdir: Optional[str] = None,
+                   jaw=None) -> Dict[str, np.ndarray]:
   """Calibrates on the first `config.tracking.calibration_frames` frames (a batch fit, with its
   checkpoints in `workdir` when given, so a killed run resumes it), then solves every later
   frame alone, warm-started from the previous one.
@@ -436,7 +437,10 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
     raise ValueError('tracking does not refine the camera (loss.optimize_camera): fix the '
                      'camera, or fit in batch')
   settings = solver_settings(config, spec)
-  source = {'basis': basis} if topology is None else {'basis': basis, 'topology': topology}
+  # The calibration fit takes every batch term (`topology` for the coefficient field, `jaw`, a
+  # `jaw_prior.JawPrior`, for loss.jaw_blend); the per-frame solve keeps the data, magnitude
+  # and temporal terms.
+  source = fit_lib.fit_source(basis, topology, jaw)
   start = time.perf_counter()
   calibration, _ = fit_lib.fit_frames(
       config, spec, source, {k: t.frames(slice(0, count)) for k, t in targets.items()},

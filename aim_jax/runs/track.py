@@ -120,7 +120,8 @@ def run_track(config: ml_collections.ConfigDict, model_dir: str, targets: str, w
     spec = fit_lib.fit_spec(aim_config, model.basis.num_coefficients)
     result = tracking.track_sequence(aim_config, spec, model.basis, sequence, log=log,
                                      topology=model.topology,
-                                     workdir=os.path.join(workdir, CALIBRATION))
+                                     workdir=os.path.join(workdir, CALIBRATION),
+                                     jaw=model.jaw_prior)
     if not np.all(np.isfinite(result['frames'])):
       raise train_loop.Diverged(f'{workdir}: non-finite tracked frames; nothing of them was '
                                 'written')
