@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from aim_jax import geometry
+from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import jaw_prior, synthetic_targets
 from aim_jax.fitting import targets as targets_lib
+from aim_jax.models import aim
 from configs import fit_test
 
 
@@ -56,32 +58,26 @@ def test_shape_motion_is_each_learned_jaws_displacement():
 def test_zero_at_the_blend_and_the_known_value_elsewhere():
   prior, _ = _prior()
   # Frame 0 is all of shape 2 (a 3 mm translation): its jaw moved 3 mm has no penalty.
-  # Frame 1 blends half of shape 2 at every point but keeps the rest jaw: 1.5 mm off -> 2.25.
-  w = jnp.asarray(np.stack([np.tile([0.0, 1.0], (5, 1)), np.tile([0.0, 0.5], (5, 1))]),
-                  jnp.float32)
+  # Frame 1 blends half of shape 2 but keeps the rest jaw: 1.5 mm off -> 2.25 mm^2.
+  blend = jnp.asarray([[0.0, 1.0], [0.0, 0.5]])
   rotation = jnp.broadcast_to(jnp.eye(3), (2, 3, 3))
   translation = jnp.asarray([[0, 0, 3.0], [0, 0, 0]], jnp.float32)
-  both = jaw_prior.blend_term(prior, rotation, translation, w, jnp.ones(2))
+  both = jaw_prior.blend_term(prior, rotation, translation, blend, jnp.ones(2))
   assert float(both) == pytest.approx(2.25 / 2, rel=1e-5)
-  first = jaw_prior.blend_term(prior, rotation, translation, w, jnp.asarray([1.0, 0.0]))
+  first = jaw_prior.blend_term(prior, rotation, translation, blend, jnp.asarray([1.0, 0.0]))
   assert float(first) == pytest.approx(0.0, abs=1e-8)
-  # The blend is of the mean coefficient over the sampled points.
-  uneven = w.at[1].set(jnp.asarray(np.tile([[0.0, 0.0], [0.0, 1.0]], (2, 1)).tolist()
-                                   + [[0.0, 0.5]], jnp.float32))
-  second = jaw_prior.blend_term(prior, rotation, translation, uneven, jnp.asarray([0.0, 1.0]))
-  assert float(second) == pytest.approx(2.25, rel=1e-5)
 
 
 def test_a_learned_rotation_blend_is_reached_by_the_gradient():
   prior, _ = _prior()
-  w = jnp.asarray(np.tile([1.0, 0.0], (1, 4, 1)), jnp.float32)
+  blend = jnp.asarray([[1.0, 0.0]])
   angle = jnp.zeros(())
 
   def loss(angle):
     c, s = jnp.cos(angle), jnp.sin(angle)
-    rotation = jnp.asarray([[1.0, 0, 0], [0, 0, 0], [0, 0, 0]]) + jnp.stack(
-        [jnp.zeros(3), jnp.stack([0.0, c, -s]), jnp.stack([0.0, s, c])])
-    return jaw_prior.blend_term(prior, rotation[None], jnp.zeros((1, 3)), w, jnp.ones(1))
+    rotation = jnp.stack([jnp.asarray([1.0, 0.0, 0.0]), jnp.stack([0.0, c, -s]),
+                          jnp.stack([0.0, s, c])])
+    return jaw_prior.blend_term(prior, rotation[None], jnp.zeros((1, 3)), blend, jnp.ones(1))
 
   grad = jax.grad(loss)
   assert np.isfinite(float(grad(angle))) and float(grad(angle)) < 0  # Opens toward 20 deg.
@@ -91,6 +87,16 @@ def test_a_learned_rotation_blend_is_reached_by_the_gradient():
   assert float(loss(angle)) < 1e-3 * float(loss(jnp.zeros(())))
 
 
+def test_the_blend_gets_no_gradient():
+  prior, _ = _prior()
+  blend = jnp.full((1, 2), 0.5)
+  rotation, translation = jnp.eye(3)[None], jnp.zeros((1, 3))
+  assert float(jaw_prior.blend_term(prior, rotation, translation, blend, jnp.ones(1))) > 0
+  grad = jax.grad(lambda b: jaw_prior.blend_term(prior, rotation, translation, b,
+                                                 jnp.ones(1)))(blend)
+  np.testing.assert_array_equal(np.asarray(grad), 0.0)
+
+
 def test_the_fit_takes_the_term_only_when_weighted_and_given(actor, oracle):
   config = fit_test.get_config()
   config.train.num_steps = 3
@@ -98,38 +104,28 @@ def test_the_fit_takes_the_term_only_when_weighted_and_given(actor, oracle):
   spec = fit_lib.fit_spec(config, oracle.num_coefficients)
   truth = actor.ground_truth
   params = _params(list(truth.jaw_rotation[1:]), truth.jaw_translation[1:])
-  prior = jaw_prior.make_jaw_prior(params, actor.mandible.vertices, actor.pivot)
+  aim_spec = aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes)
+  jaw = jaw_prior.JawModel(jaw_prior.make_jaw_prior(params, actor.mandible.vertices, actor.pivot),
+                           basis_lib.gbs_basis(actor.shapes, actor.neutral, aim_spec))
   markers = {'markers': synthetic_targets.markers(actor.neutral, actor.faces, actor.region,
-                                                  actor.shapes[:2], count=20)}
-  source = fit_lib.fit_source(oracle, jaw=prior)
-  _, history = fit_lib.fit_frames(config, spec, source, markers, log=None)
-  assert 'jaw_blend' not in history[-1]  # Weight 0 (the default): not computed.
+                                                  actor.shapes[:2], count=150)}
+  config.loss.jaw_blend = 0.0
+  assert 'jaw_blend' not in fit_lib.fit_source(oracle, jaw=jaw, config=config, targets=markers)
   config.loss.jaw_blend = 1.0
-  _, history = fit_lib.fit_frames(config, spec, {'basis': oracle}, markers, log=None)
-  assert 'jaw_blend' not in history[-1]  # No prior in the source: skipped.
+  source = fit_lib.fit_source(oracle, jaw=jaw, config=config, targets=markers)
+  # The blend is the frames' GBS solve (the neutral, then shape 1): the prior is near zero at
+  # the true jaws and not at the rest jaw.
+  rest = jnp.broadcast_to(jnp.eye(3), (2, 3, 3))
+  at_truth = jaw_prior.blend_term(jaw.prior, jnp.stack([rest[0], truth.jaw_rotation[1]]),
+                                  jnp.stack([jnp.zeros(3), truth.jaw_translation[1]]),
+                                  source['jaw_blend'], jnp.ones(2))
+  at_rest = jaw_prior.blend_term(jaw.prior, rest, jnp.zeros((2, 3)), source['jaw_blend'],
+                                 jnp.ones(2))
+  assert float(at_truth) < 0.01 * float(at_rest) and float(at_rest) > 1.0
   _, history = fit_lib.fit_frames(config, spec, source, markers, log=None)
   assert np.isfinite(history[-1]['jaw_blend']) and history[-1]['jaw_blend'] >= 0
+  _, history = fit_lib.fit_frames(config, spec, {'basis': oracle}, markers, log=None)
+  assert 'jaw_blend' not in history[-1]  # No prior in the source: skipped.
   # Like the coefficient-field terms, a sparse prior: off for kinds outside loss.field_kinds.
   dense = {'dense': targets_lib.dense_targets(actor.shapes[:2])}
-  _, history = fit_lib.fit_frames(config, spec, source, dense, log=None)
-  assert 'jaw_blend' not in history[-1]
-
-
-def test_the_blend_weights_points_by_their_jaw_skinning():
-  w = jnp.asarray([[[1.0, 0.0], [0.0, 1.0], [0.0, 3.0]]])  # (F=1, P=3, S-1=2)
-  np.testing.assert_allclose(jaw_prior.frame_blend(w), [[1 / 3, 4 / 3]], rtol=1e-6)
-  np.testing.assert_allclose(jaw_prior.frame_blend(w, jnp.asarray([0.0, 1.0, 1.0])),
-                             [[0.0, 2.0]], rtol=1e-6)
-  # No point on the jaw: the plain mean.
-  np.testing.assert_allclose(jaw_prior.frame_blend(w, jnp.zeros(3)), [[1 / 3, 4 / 3]],
-                             rtol=1e-6)
-
-
-def test_the_coefficients_get_no_gradient_from_the_prior():
-  prior, _ = _prior()
-  w = jnp.full((1, 4, 2), 0.5)
-  rotation, translation = jnp.eye(3)[None], jnp.zeros((1, 3))
-  assert float(jaw_prior.blend_term(prior, rotation, translation, w, jnp.ones(1))) > 0
-  grad = jax.grad(lambda w: jaw_prior.blend_term(prior, rotation, translation, w,
-                                                 jnp.ones(1)))(w)
-  np.testing.assert_array_equal(np.asarray(grad), 0.0)
+  assert 'jaw_blend' not in fit_lib.fit_source(oracle, jaw=jaw, config=config, targets=dense)

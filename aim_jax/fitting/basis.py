@@ -132,8 +132,8 @@ class FitModel:
     gbs_basis: the global-blendshape baseline's basis (the actor's shapes; an edited model's own
       shapes).
     topology: the actor mesh's neighbours over its region (the coefficient-field terms).
-    jaw_prior: the learned per-shape jaws at points of the actor's mandible (the `jaw_blend`
-      term, `fitting/jaw_prior.py`).
+    jaw: the learned per-shape jaws at points of the actor's mandible with the GBS basis (the
+      `jaw_blend` term, `fitting/jaw_prior.py`).
   """
   params: Dict
   spec: aim.AIMSpec
@@ -143,7 +143,7 @@ class FitModel:
   gbs_basis: ModelBasis
   edit: Optional[List[Dict]] = None
   topology: Optional[mesh_topology.Topology] = None
-  jaw_prior: Optional[jaw_prior_lib.JawPrior] = None
+  jaw: Optional[jaw_prior_lib.JawModel] = None
 
 
 def make_fit_model(params: Dict, spec: aim.AIMSpec, info: Dict, actor: Actor,
@@ -157,9 +157,9 @@ def make_fit_model(params: Dict, spec: aim.AIMSpec, info: Dict, actor: Actor,
   shapes = actor.shapes
   if edit is not None:
     shapes = aim.evaluate_chunked(params, actor.neutral, spec, edit=edit)['shapes']
-  return FitModel(params=params, spec=spec, info=info, actor=actor, basis=basis,
-                  gbs_basis=gbs_basis(shapes, actor.neutral, spec), edit=edit,
-                  topology=mesh_topology.make_topology(actor.faces, actor.num_vertices,
-                                                           actor.region),
-                  jaw_prior=jaw_prior_lib.make_jaw_prior(params, actor.mandible.vertices,
-                                                         actor.pivot))
+  gbs = gbs_basis(shapes, actor.neutral, spec)
+  jaw = jaw_prior_lib.make_jaw_prior(params, actor.mandible.vertices, actor.pivot)
+  return FitModel(params=params, spec=spec, info=info, actor=actor, basis=basis, gbs_basis=gbs,
+                  edit=edit, topology=mesh_topology.make_topology(actor.faces, actor.num_vertices,
+                                                                  actor.region),
+                  jaw=jaw_prior_lib.JawModel(jaw, gbs))

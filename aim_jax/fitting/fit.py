@@ -27,9 +27,9 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aim_jax import distributed, geometry, train_loop
+from aim_jax.fitting import baselines, coefficient_field, jaw_prior, mesh_topology, objectives
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import chunks as chunks_lib
-from aim_jax.fitting import coefficient_field, jaw_prior, mesh_topology, objectives
 from aim_jax.fitting import model as model_lib
 from aim_jax.fitting.basis import ModelBasis
 from aim_jax.fitting.targets import SurfacePoints, TargetSet, interpolate
@@ -132,8 +132,9 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
       (when aim_spec is given the fields are recomputed through the networks every step), and
       {'topology': mesh_topology.Topology} when a coefficient-field term is weighted (they act
       only when every target kind is in `options.field_kinds`: `field_terms_apply`), and
-      {'jaw_prior': jaw_prior.JawPrior} for the `jaw_blend` term (skipped without one; like
-      the field terms it acts only when `field_terms_apply`).
+      {'jaw_prior': jaw_prior.JawPrior, 'jaw_blend': (F, S-1) each frame's GBS coefficients}
+      for the `jaw_blend` term (skipped without them; `fit_source` adds them when the term is
+      weighted and, like the field terms, `field_terms_apply`).
     targets: {kind: TargetSet} over the same F frames as params['codes'].
     valid: (F,) 1 for real frames, 0 for padding (excluded from the regularisers).
   """
@@ -143,7 +144,7 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
     frame = model_lib.transforms(params, spec)
     num_frames = params['codes'].shape[0]
     terms = {}
-    coefficient_sets, jaw_weights = [], []
+    coefficient_sets = []
     for i, kind in enumerate(sorted(targets)):
       target = targets[kind]
       points, values, visible = _subsample(target, jax.random.fold_in(key, i),
@@ -159,7 +160,6 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
       terms[kind] = objectives.data_term(x, target, visible, values, options.robust,
                                          options.robust_scale, offset)
       coefficient_sets.append(w)
-      jaw_weights.append(basis.skinning[:w.shape[1]])
     w = jnp.concatenate(coefficient_sets, axis=1)
     terms['coefficients'] = objectives.coefficient_magnitude(w, valid)
     terms['temporal'] = objectives.temporal_smoothness(w, frame['raw'], valid)
@@ -170,11 +170,10 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
                                               options.field_points)
       terms.update(coefficient_field.regularisers(params, spec, source['basis'].coords,
                                                   topology, ids, valid))
-    if (weights['jaw_blend'] and 'jaw_prior' in source
-        and field_terms_apply(options.field_kinds, targets)):
+    if weights['jaw_blend'] and 'jaw_blend' in source:
       terms['jaw_blend'] = jaw_prior.blend_term(source['jaw_prior'], frame['jaw_rotation'],
-                                                frame['jaw_translation'], w, valid,
-                                                jnp.concatenate(jaw_weights))
+                                                frame['jaw_translation'], source['jaw_blend'],
+                                                valid)
     total = sum(weights[name] * value for name, value in terms.items())
     terms['total'] = total
     return total, terms
@@ -309,6 +308,10 @@ def fit_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, sourc
     # Padding frames copy the last frame's code, see nothing and are left out of the
     # regularisers, so a sharded fit computes what an unsharded one does.
     targets = _pad_frames(targets, padded)
+    if 'jaw_blend' in source:
+      blend = source['jaw_blend']
+      source = {**source, 'jaw_blend': jnp.concatenate(
+          [blend, jnp.repeat(blend[-1:], padded - num_frames, axis=0)])}
     params['codes'] = jnp.concatenate(
         [params['codes'], jnp.repeat(params['codes'][-1:], padded - num_frames, axis=0)])
     valid = valid.at[num_frames:].set(0.0)
@@ -363,14 +366,24 @@ def evaluate_frames(params: Dict, spec: model_lib.FitSpec, basis: ModelBasis,
 
 
 def fit_source(basis: ModelBasis, topology: Optional[mesh_topology.Topology] = None,
-               jaw: Optional[jaw_prior.JawPrior] = None) -> Dict:
-  """The `source` of `fit_frames`: the basis, with the mesh topology and the jaw prior when
-  given."""
+               jaw: Optional[jaw_prior.JawModel] = None,
+               config: Optional[ml_collections.ConfigDict] = None,
+               targets: Optional[Dict[str, TargetSet]] = None) -> Dict:
+  """The `source` of `fit_frames` for these targets: the basis, with the mesh topology when
+  given, and when the `jaw_blend` term acts on them (weighted, every kind in
+  `loss.field_kinds`) the jaw prior and each frame's blend, the GBS coefficients solved on the
+  targets (`baselines.fit_gbs` with `config.gbs`)."""
   source = {'basis': basis}
   if topology is not None:
     source['topology'] = topology
-  if jaw is not None:
-    source['jaw_prior'] = jaw
+  if (jaw is not None and config is not None and targets is not None
+      and float(config.loss.get('jaw_blend', 0.0))
+      and field_terms_apply(field_kinds(config), targets)):
+    gbs = config.get('gbs') or ml_collections.ConfigDict({'ridge': 1e-4, 'iterations': 10})
+    source['jaw_prior'] = jaw.prior
+    source['jaw_blend'] = jnp.asarray(baselines.fit_gbs(jaw.gbs_basis, targets,
+                                                        ridge=float(gbs.ridge),
+                                                        iterations=int(gbs.iterations)))
   return source
 
 
@@ -403,13 +416,13 @@ def fit_sequence_chunks(config: ml_collections.ConfigDict, spec: model_lib.FitSp
                         basis: ModelBasis, targets: Dict[str, TargetSet], workdir: str,
                         log: Optional[Callable[[str], None]] = print,
                         topology: Optional[mesh_topology.Topology] = None,
-                        jaw: Optional[jaw_prior.JawPrior] = None) -> chunks_lib.Chunks:
+                        jaw: Optional[jaw_prior.JawModel] = None) -> chunks_lib.Chunks:
   """Fits a whole sequence chunk by chunk in `workdir`; returns the chunks' `evaluate_frames`
   results as files (workdir/chunk_XXX/result.npz), holding one chunk in memory at a time.
 
   `topology` (the template mesh's neighbours) is needed when a coefficient-field term
   (`loss.coefficient_smooth`, `loss.coefficient_shrink`) is weighted; `jaw` (the model's
-  `jaw_prior.JawPrior`) by the `loss.jaw_blend` term.
+  `jaw_prior.JawModel`) by the `loss.jaw_blend` term.
 
   A chunk whose results file exists is not refitted; an unfinished chunk resumes from its
   checkpoint. Each chunk starts from the previous chunk's F_T and F_W (temporal smoothness acts
@@ -427,9 +440,10 @@ def fit_sequence_chunks(config: ml_collections.ConfigDict, spec: model_lib.FitSp
       continue
     if log and len(ranges) > 1:
       log(f'chunk {index + 1}/{len(ranges)}: frames {start}-{stop - 1}')
-    source = fit_source(basis, topology, jaw)
-    params, _ = fit_frames(config, spec, source, _chunk_targets(targets, start, stop),
-                           workdir=chunk_dir, log=log, networks=networks)
+    chunk_targets = _chunk_targets(targets, start, stop)
+    source = fit_source(basis, topology, jaw, config, chunk_targets)
+    params, _ = fit_frames(config, spec, source, chunk_targets, workdir=chunk_dir, log=log,
+                           networks=networks)
     networks = {k: v for k, v in params.items() if k not in ('codes',)}
     result = evaluate_frames(params, spec, basis)
     if 'camera' in params:
@@ -449,7 +463,7 @@ def fit_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec, bas
                  targets: Dict[str, TargetSet], workdir: str,
                  log: Optional[Callable[[str], None]] = print,
                  topology: Optional[mesh_topology.Topology] = None,
-                 jaw: Optional[jaw_prior.JawPrior] = None) -> Dict[str, np.ndarray]:
+                 jaw: Optional[jaw_prior.JawModel] = None) -> Dict[str, np.ndarray]:
   """`fit_sequence_chunks` with every chunk's results concatenated in memory: `evaluate_frames`
   of every frame of the sequence."""
   return fit_sequence_chunks(config, spec, basis, targets, workdir, log, topology, jaw).load()

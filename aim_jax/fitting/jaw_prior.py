@@ -3,23 +3,24 @@
 Given the skin alone, the jaw transform T_j of the fitting model trades against the expression
 deltas: a little more jaw rotation and a little less of the deltas that open the mouth fit the
 same skin, most of all from sparse markers. The learned model holds a jaw T_i for every
-learning shape, and a frame that blends the shapes with coefficients w_j moves its mandible
-(to first order) by the same blend of the shapes' mandible motions, as a blendshape rig's jaw
-does. The prior is the squared distance (mm^2) between the mandible moved by F_T's jaw and
-the mandible moved by that blend,
+learning shape, and the global blendshapes of those shapes (the GBS baseline, whose deltas
+s_i - s_0 include each shape's jaw motion) are solved per frame in milliseconds; a frame with
+GBS coefficients b_j moves its mandible (to first order) by the same blend of the shapes'
+mandible motions, as a blendshape rig's jaw does. The prior is the squared distance (mm^2)
+between the mandible moved by F_T's jaw and the mandible moved by that blend,
 
-  jaw_blend = mean_j mean_m || T_j(p_m) - p_m - sum_i wbar_ij (T_i(p_m) - p_m) ||^2,
+  jaw_blend = mean_j mean_m || T_j(p_m) - p_m - sum_i b_ij (T_i(p_m) - p_m) ||^2,
 
-over `num_probes` points p_m of the actor's mandible, with wbar_j the frame's coefficients
-averaged over the sampled points weighted by their jaw skinning weight k (the points the jaw
-moves; the plain mean where none is). The blend is linear in the mandible's displacements (not
-in the rotations), so a jaw half-way to a learning shape's is the chord, not the arc, of its
-motion. The gradient reaches the jaw only: the coefficients are held by the data (pulled by a
-wrong jaw they would follow it). Weighted by `loss.jaw_blend`; zero for a frame whose jaw is
-its shapes' blend.
+over `num_probes` points p_m of the actor's mandible. The blend is fixed per frame before the
+fit (AIM's own coefficients would not do: the jaw motion is in F_T, not in the deltas e_i, so
+AIM's coefficients of the jaw shapes are barely seen by the skin), and linear in the mandible's
+displacements (not in the rotations): a jaw half-way to a learning shape's is the chord, not
+the arc, of its motion. Weighted by `loss.jaw_blend`; zero for a frame whose jaw is its blend.
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -68,31 +69,24 @@ def make_jaw_prior(params, mandible_vertices: np.ndarray, pivot: np.ndarray,
   return JawPrior(probes=probes, shape_motion=moved - probes[None], pivot=pivot)
 
 
-def frame_blend(w: jnp.ndarray, point_weights=None) -> jnp.ndarray:
-  """(F, S-1) the frames' blends of the shapes: w's mean over its points, weighted by
-  `point_weights` (P,) when given (and any is positive)."""
-  if point_weights is None:
-    return jnp.mean(w, axis=1)
-  total = jnp.sum(point_weights)
-  weighted = jnp.einsum('fps,p->fs', w, point_weights) / jnp.maximum(total, 1e-6)
-  return jnp.where(total > 1e-6, weighted, jnp.mean(w, axis=1))
+class JawModel(NamedTuple):
+  """What a fit needs for the prior: the learned jaws (`JawPrior`) and the GBS basis of the
+  same shapes, whose per-frame solve (`baselines.fit_gbs`) gives each frame's blend."""
+  prior: JawPrior
+  gbs_basis: Any
 
 
 def blend_term(prior: JawPrior, rotation: jnp.ndarray, translation: jnp.ndarray,
-               w: jnp.ndarray, valid: jnp.ndarray, point_weights=None) -> jnp.ndarray:
+               blend: jnp.ndarray, valid: jnp.ndarray) -> jnp.ndarray:
   """The prior (mm^2): mean over valid frames and probes.
 
   Args:
     rotation: (F, 3, 3), translation: (F, 3) mm, F_T's jaws about the pivot.
-    w: (F, P, S-1) coefficients at P sampled template points (their mean is the frame's blend).
+    blend: (F, S-1) each frame's coefficients of the learning shapes (fixed: no gradient).
     valid: (F,) 1 for real frames, 0 for padding.
   """
   probes = jnp.broadcast_to(prior.probes, (rotation.shape[0],) + prior.probes.shape)
   moved = geometry.rigid_about_pivot(probes, rotation, translation, prior.pivot) - probes
-  # The jaw follows the coefficients, not the other way: pulled by the jaw, the free
-  # coefficients would follow a wrong jaw instead (on ICT identity 0 from markers the fitted
-  # jaw was 9 deg off with the gradient, 1.9 deg without).
-  blend = jax.lax.stop_gradient(frame_blend(w, point_weights))
-  blended = jnp.einsum('fs,smd->fmd', blend, prior.shape_motion)
+  blended = jnp.einsum('fs,smd->fmd', jax.lax.stop_gradient(blend), prior.shape_motion)
   per_frame = jnp.mean(jnp.sum((moved - blended) ** 2, axis=-1), axis=-1)
   return jnp.sum(per_frame * valid) / jnp.maximum(jnp.sum(valid), 1.0)

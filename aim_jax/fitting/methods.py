@@ -104,7 +104,7 @@ def fit_method_chunks(method: str, config, model: FitModel, targets, workdir: st
   if method != 'gbs':
     config, spec = _aim_settings(method, config, model, targets)
     return fit_lib.fit_sequence_chunks(config, spec, model.basis, targets, folder, log=log,
-                                       topology=model.topology, jaw=model.jaw_prior)
+                                       topology=model.topology, jaw=model.jaw)
   ranges = _ranges(config, targets)
   if distributed.is_primary():  # GBS takes milliseconds: process 0 alone solves and writes it.
     for index, (start, stop) in enumerate(ranges):

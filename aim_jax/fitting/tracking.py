@@ -438,13 +438,13 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
                      'camera, or fit in batch')
   settings = solver_settings(config, spec)
   # The calibration fit takes every batch term (`topology` for the coefficient field, `jaw`, a
-  # `jaw_prior.JawPrior`, for loss.jaw_blend); the per-frame solve keeps the data, magnitude
+  # `jaw_prior.JawModel`, for loss.jaw_blend); the per-frame solve keeps the data, magnitude
   # and temporal terms.
-  source = fit_lib.fit_source(basis, topology, jaw)
+  calibration_targets = {k: t.frames(slice(0, count)) for k, t in targets.items()}
+  source = fit_lib.fit_source(basis, topology, jaw, config, calibration_targets)
   start = time.perf_counter()
   calibration, _ = fit_lib.fit_frames(
-      config, spec, source, {k: t.frames(slice(0, count)) for k, t in targets.items()},
-      workdir=workdir, log=log)
+      config, spec, source, calibration_targets, workdir=workdir, log=log)
   calibration_seconds = time.perf_counter() - start
   networks = jax.tree_util.tree_map(
       jnp.asarray, {k: v for k, v in calibration.items() if k != 'codes'})

@@ -121,7 +121,7 @@ def run_track(config: ml_collections.ConfigDict, model_dir: str, targets: str, w
     result = tracking.track_sequence(aim_config, spec, model.basis, sequence, log=log,
                                      topology=model.topology,
                                      workdir=os.path.join(workdir, CALIBRATION),
-                                     jaw=model.jaw_prior)
+                                     jaw=model.jaw)
     if not np.all(np.isfinite(result['frames'])):
       raise train_loop.Diverged(f'{workdir}: non-finite tracked frames; nothing of them was '
                                 'written')
