@@ -77,6 +77,20 @@ def test_sequence_stats_are_numpys_in_any_blocks_of_frames(values):
     assert all(f[0] == found[0][0] for f in found)  # The blocks change nothing, bit for bit.
 
 
+def test_sequence_stats_of_wide_masked_blocks_are_the_same_bit_for_bit():
+  # As `methods.evaluate_chunks` passes them: a few thousand region vertices picked by a mask.
+  # numpy's sum over axis 1 of such blocks once changed in the last bit with the block's rows.
+  rng = np.random.default_rng(0)
+  errors = rng.gamma(2.0, 0.3, (7, 4600))
+  region = rng.random(4600) > 0.04
+  found = [eval_lib.sequence_stats(
+      lambda size=size: (errors[s:s + size][:, region] for s in range(0, 7, size)))
+      for size in (1, 3, 7)]
+  assert all(f[0] == found[0][0] for f in found)
+  for _, per_frame in found:
+    np.testing.assert_array_equal(per_frame, found[0][1])
+
+
 def test_sequence_stats_of_nothing_or_nan():
   s, per_frame = eval_lib.sequence_stats(lambda: iter([]))
   assert s['count'] == 0 and np.isnan(s['mean']) and per_frame.shape == (0,)
