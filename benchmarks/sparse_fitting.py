@@ -42,9 +42,11 @@ _MODELS = flags.DEFINE_list('models', ['workdirs/demo'],
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/sparse_fitting', 'Fits (resumable).')
 _FRAMES = flags.DEFINE_integer('frames', 60, 'Frames of each performance fitted.')
 _STEPS = flags.DEFINE_integer('steps', 2000, 'Adam steps of each AIM / AIM-global fit.')
-_SWEEP = flags.DEFINE_enum('sweep', 'full', ['full', 'main', 'markers', 'none'],
+_SWEEP = flags.DEFINE_enum('sweep', 'full', ['full', 'main', 'markers', 'landmarks',
+                                                   'none'],
                            'full: every condition; main: 150 markers, 0.3 mm, 5 % and dense; '
-                           'markers: that marker condition alone.')
+                           'markers: that marker condition alone; landmarks: the landmark '
+                           'conditions.')
 _STUDY = flags.DEFINE_list('study_conditions', ['markers150_noise0.3mm_drop5'],
                            'Conditions of the held-out study (names as in the results).')
 _SCALES = flags.DEFINE_string('scales', '0,0.3,1,3', 'Regularisation scales of the study.')
@@ -67,6 +69,8 @@ def sweep_conditions(kind: str) -> list:
     return [MAIN, Condition('dense')]
   if kind == 'markers':
     return [MAIN]
+  if kind == 'landmarks':
+    return [Condition('landmarks', 1000, s) for s in (1.0, 2.0)]
   conditions = [Condition('markers', n, 0.3, 0.05) for n in (30, 60, 150, 300)]
   conditions += [Condition('markers', 150, s, 0.05) for s in (0.0, 1.0)]
   conditions += [Condition('markers', 150, 0.3, d) for d in (0.0, 0.2)]

@@ -73,11 +73,12 @@ def get_config():
   config.loss.field_kinds = 'markers'
   config.loss.field_points = 128
   # Ties F_T's jaw to the frame's blend of the learning shapes' jaws by its GBS coefficients
-  # (ours, mm^2 of mandible motion; `fitting/jaw_prior.py`), for the kinds in `field_kinds`; 0
-  # leaves the jaw free, as in the paper. Chosen on ICT identity 0 (150 markers, 0.3 mm, 5 %):
-  # the fitted jaw 3.5 deg off at 0, 1.8 / 1.0 / 0.6 / 0.5 deg at 0.003 / 0.01 / 0.03 / 0.1,
-  # at a skin error 3 / 5 / 6 / 8 % above the free jaw's (README).
+  # (ours, mm^2 of mandible motion; `fitting/jaw_prior.py`), when every target kind is in
+  # `jaw_kinds`; 0 leaves the jaw free, as in the paper. Chosen on ICT identity 0 (150
+  # markers, 0.3 mm, 5 %): the fitted jaw 3.5 deg off at 0, 1.8 / 1.0 / 0.6 / 0.5 deg at
+  # 0.003 / 0.01 / 0.03 / 0.1, at a skin error 3 / 5 / 6 / 8 % above the free jaw's (README).
   config.loss.jaw_blend = 0.01
+  config.loss.jaw_kinds = 'markers'
   config.loss.regularized_points = 256  # Points the magnitude and temporal terms average over.
   config.loss.robust = 'none'           # 'none' | 'huber' | 'cauchy'
   # px for landmarks, mm for 3D targets; 0: three times the stated noise (config.noise).

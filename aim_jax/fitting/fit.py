@@ -70,10 +70,10 @@ def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
                      field_points=int(loss.field_points), field_kinds=field_kinds(config))
 
 
-def field_kinds(config: ml_collections.ConfigDict) -> tuple:
-  """`loss.field_kinds` as a tuple: the target kinds the sparse priors (the coefficient-field
-  terms and `jaw_blend`) act on."""
-  text = str(config.loss.get('field_kinds', 'markers'))
+def field_kinds(config: ml_collections.ConfigDict, key: str = 'field_kinds') -> tuple:
+  """`loss.field_kinds` as a tuple: the target kinds the coefficient-field terms act on (with
+  key='jaw_kinds', those `jaw_blend` acts on)."""
+  text = str(config.loss.get(key, 'markers'))
   return tuple(sorted(k.strip() for k in text.split(',') if k.strip()))
 
 
@@ -134,7 +134,7 @@ def make_loss_fn(spec: model_lib.FitSpec, options: LossOptions,
       only when every target kind is in `options.field_kinds`: `field_terms_apply`), and
       {'jaw_prior': jaw_prior.JawPrior, 'jaw_blend': (F, S-1) each frame's GBS coefficients}
       for the `jaw_blend` term (skipped without them; `fit_source` adds them when the term is
-      weighted and, like the field terms, `field_terms_apply`).
+      weighted and every target kind is in `loss.jaw_kinds`).
     targets: {kind: TargetSet} over the same F frames as params['codes'].
     valid: (F,) 1 for real frames, 0 for padding (excluded from the regularisers).
   """
@@ -371,14 +371,14 @@ def fit_source(basis: ModelBasis, topology: Optional[mesh_topology.Topology] = N
                targets: Optional[Dict[str, TargetSet]] = None) -> Dict:
   """The `source` of `fit_frames` for these targets: the basis, with the mesh topology when
   given, and when the `jaw_blend` term acts on them (weighted, every kind in
-  `loss.field_kinds`) the jaw prior and each frame's blend, the GBS coefficients solved on the
+  `loss.jaw_kinds`) the jaw prior and each frame's blend, the GBS coefficients solved on the
   targets (`baselines.fit_gbs` with `config.gbs`)."""
   source = {'basis': basis}
   if topology is not None:
     source['topology'] = topology
   if (jaw is not None and config is not None and targets is not None
       and float(config.loss.get('jaw_blend', 0.0))
-      and field_terms_apply(field_kinds(config), targets)):
+      and field_terms_apply(field_kinds(config, 'jaw_kinds'), targets)):
     gbs = config.get('gbs') or ml_collections.ConfigDict({'ridge': 1e-4, 'iterations': 10})
     source['jaw_prior'] = jaw.prior
     source['jaw_blend'] = jnp.asarray(baselines.fit_gbs(jaw.gbs_basis, targets,
