@@ -63,7 +63,7 @@ def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
     scale = 3.0 * max(float(noise.markers_mm), float(noise.landmarks_px))
     if scale <= 0:
       raise ValueError('loss.robust_scale is 0 (from the noise) but config.noise states none')
-  return LossOptions(weights=tuple((t, float(loss.get(t, 0.0))) for t in TERMS),
+  return LossOptions(weights=tuple((t, float(loss[t])) for t in TERMS),
                      points_per_step=int(config.train.points_per_step), robust=loss.robust,
                      robust_scale=scale, optimize_camera=loss.optimize_camera,
                      regularized_points=int(loss.regularized_points),
@@ -379,11 +379,10 @@ def fit_source(basis: ModelBasis, topology: Optional[mesh_topology.Topology] = N
   if (jaw is not None and config is not None and targets is not None
       and float(config.loss.get('jaw_blend', 0.0))
       and field_terms_apply(field_kinds(config, 'jaw_kinds'), targets)):
-    gbs = config.get('gbs') or ml_collections.ConfigDict({'ridge': 1e-4, 'iterations': 10})
     source['jaw_prior'] = jaw.prior
     source['jaw_blend'] = jnp.asarray(baselines.fit_gbs(jaw.gbs_basis, targets,
-                                                        ridge=float(gbs.ridge),
-                                                        iterations=int(gbs.iterations)))
+                                                        ridge=float(config.gbs.ridge),
+                                                        iterations=int(config.gbs.iterations)))
   return source
 
 
