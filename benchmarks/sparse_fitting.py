@@ -47,6 +47,8 @@ _SWEEP = flags.DEFINE_enum('sweep', 'full', ['full', 'main', 'markers', 'landmar
                            'full: every condition; main: 150 markers, 0.3 mm, 5 % and dense; '
                            'markers: that marker condition alone; landmarks: the landmark '
                            'conditions.')
+_CONDITIONS = flags.DEFINE_list('conditions', [], 'Conditions fitted instead of the sweep\'s '
+                                '(names as in the results).')
 _STUDY = flags.DEFINE_list('study_conditions', ['markers150_noise0.3mm_drop5'],
                            'Conditions of the held-out study (names as in the results).')
 _SCALES = flags.DEFINE_string('scales', '0,0.3,1,3', 'Regularisation scales of the study.')
@@ -137,11 +139,17 @@ def condition_config(config, condition: Condition):
 
 
 def fit_errors(config, model, truth, targets, workdir, method) -> dict:
+  """A method's fit as `fit_sequence.py` makes it (with any held-out choice of its settings:
+  `methods.fit_with_held_out`): mean error, seconds, jaw error, the chosen scale."""
   start = time.perf_counter()
-  result = methods.fit_method(method, config, model, targets, workdir, log=None)
+  chunks, held = methods.fit_with_held_out(method, config, model, targets, workdir, log=None)
+  result = chunks.load()
   seconds = time.perf_counter() - start
   evaluation = methods.evaluate_methods({method: result}, truth, targets, model.actor)
   out = {'error_mm': evaluation['error_mm'][method]['mean'], 'seconds': seconds}
+  if held is not None:
+    out['chosen_scale'] = held['chosen_scale']
+    out['held_out_rms'] = {p['scale']: p['score'] for p in held['per_scale']}
   if method in evaluation['jaw']:
     out['jaw_deg'] = evaluation['jaw'][method]['rotation_deg']['mean']
   return out
@@ -181,7 +189,7 @@ def run_study(config, name, model, truth, condition: Condition, log) -> dict:
   """True and held-out error of AIM at every scale, and the scale each picks."""
   scales = methods.parse_scales(_SCALES.value)
   cfg = condition_config(config, condition)
-  cfg.cv.folds = _FOLDS.value
+  cfg.cv.landmark_field_folds = 0  # The study's own scales, fitted as they are.
   targets = condition_targets(condition, model.actor.neutral, model.actor.faces,
                               model.actor.region, truth['frames'], _SEED.value)
   base = os.path.join(_WORKDIR.value, run_key(name, config, truth), condition.name, 'study')
@@ -191,6 +199,7 @@ def run_study(config, name, model, truth, condition: Condition, log) -> dict:
     true = fit_errors(scaled, model, truth, targets, os.path.join(base, f'scale_{scale:g}'),
                       'aim')
     one = methods.scaled_config(cfg, 'aim', 1.0)
+    one.cv.folds = _FOLDS.value
     one.cv.scales = str(scale)
     _, held = methods.fit_with_held_out('aim', one, model, targets,
                                         os.path.join(base, f'cv_{scale:g}'), log=None)
@@ -257,9 +266,10 @@ def main(argv):
   for entry in _MODELS.value:
     name, model, truth, generic = load(entry)
     actor = results['actors'].setdefault(name, {})
+    conditions = ([parse_condition(c) for c in _CONDITIONS.value]
+                  or sweep_conditions(_SWEEP.value))
     actor['sweep'] = {**actor.get('sweep', {}),
-                      **run_sweep(config, name, model, truth, sweep_conditions(_SWEEP.value),
-                                  print, generic)}
+                      **run_sweep(config, name, model, truth, conditions, print, generic)}
     study = actor.setdefault('study', {})
     for condition_name in _STUDY.value:
       if condition_name:

@@ -176,6 +176,33 @@ def observation_noise(config: ml_collections.ConfigDict) -> Dict[str, float]:
           'landmarks': float(config.noise.landmarks_px)}
 
 
+LANDMARK_FIELD_SCALES = '0,1'  # The coefficient-field terms off / on.
+
+
+def landmark_field_choice(config: ml_collections.ConfigDict, method: str, targets
+                          ) -> Optional[ml_collections.ConfigDict]:
+  """The config of AIM's held-out choice of the coefficient-field terms for 2D landmarks, or
+  None where it does not apply.
+
+  From one camera's landmarks the terms help some faces and cost others (README: ICT identity
+  1 gains 30 %, identity 0 and the synthetic actor lose), and held-out landmarks tell which.
+  So an AIM fit to landmarks alone, with `cv.folds` 0, `cv.landmark_field_folds` >= 2 and
+  landmarks not already in `loss.field_kinds`, cross-validates the terms off and on (scales 0
+  and 1, at `model.w0`: landmarks keep the dense frequency) and keeps the better.
+  """
+  folds = int(config.cv.get('landmark_field_folds', 0))
+  kinds = fit_lib.field_kinds(config)
+  if (method != 'aim' or set(targets) != {'landmarks'} or int(config.cv.folds) >= 2
+      or folds < 2 or 'landmarks' in kinds):
+    return None
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.loss.field_kinds = ','.join(kinds + ('landmarks',))
+  config.model.sparse_w0 = float(config.model.w0)
+  config.cv.folds = folds
+  config.cv.scales = LANDMARK_FIELD_SCALES
+  return config
+
+
 def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: str,
                       log: Optional[Callable[[str], None]] = print) -> tuple:
   """`fit_method_chunks` plus k-fold held-out markers / landmarks (`config.cv`).
@@ -183,13 +210,15 @@ def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: st
   With `cv.folds` >= 2 and sparse targets, every scale of `cv.scales` is cross-validated (fits
   under `workdir/<method>/cv/`, resumable), the scale with the lowest held-out error is kept and
   the method is fitted once more on every observation with it. Without, this is
-  `fit_method_chunks`.
+  `fit_method_chunks`, except for AIM fits to landmarks alone, which choose the coefficient-field
+  terms by held-out landmarks (`landmark_field_choice`).
 
   Returns:
     (`fit_method_chunks` of the fit on every observation, held-out report or None): {'folds',
     'seed', 'scales', 'chosen_scale', 'held_out': {kind: summary} of the chosen scale,
     'per_scale': [...]}. (The folds' fits are held in memory, `fit_method`.)
   """
+  config = landmark_field_choice(config, method, targets) or config
   folds = int(config.cv.folds)
   if folds < 2 or not any(k in cross_validation.SPARSE_KINDS for k in targets):
     return fit_method_chunks(method, config, model, targets, workdir, log), None
