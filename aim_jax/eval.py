@@ -181,7 +181,7 @@ def sequence_stats(blocks: Callable[[], Iterable[np.ndarray]]
     block = np.asarray(block, np.float64)
     # Row by row: numpy's sum over axis 1 of a 2-D block may order the additions by the
     # block's number of rows (the last bit of a frame's sum then depends on the blocking).
-    sums.append(np.array([np.sum(row) for row in block], np.float64).reshape(len(block)))
+    sums.append(np.array([np.sum(row) for row in block], np.float64))
     count += block.size
     width = block.shape[1]
   sums = np.concatenate(sums) if sums else np.zeros(0)

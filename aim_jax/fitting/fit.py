@@ -67,12 +67,13 @@ def loss_options(config: ml_collections.ConfigDict) -> LossOptions:
                      points_per_step=int(config.train.points_per_step), robust=loss.robust,
                      robust_scale=scale, optimize_camera=loss.optimize_camera,
                      regularized_points=int(loss.regularized_points),
-                     field_points=int(loss.field_points), field_kinds=field_kinds(config))
+                     field_points=int(loss.field_points),
+                     field_kinds=kinds_of(config, 'field_kinds'))
 
 
-def field_kinds(config: ml_collections.ConfigDict, key: str = 'field_kinds') -> tuple:
-  """`loss.field_kinds` as a tuple: the target kinds the coefficient-field terms act on (with
-  key='jaw_kinds', those `jaw_blend` acts on)."""
+def kinds_of(config: ml_collections.ConfigDict, key: str) -> tuple:
+  """A comma-separated list of target kinds in `config.loss` as a sorted tuple: `field_kinds`
+  (those the coefficient-field terms act on) or `jaw_kinds` (those `jaw_blend` acts on)."""
   text = str(config.loss.get(key, 'markers'))
   return tuple(sorted(k.strip() for k in text.split(',') if k.strip()))
 
@@ -378,7 +379,7 @@ def fit_source(basis: ModelBasis, topology: Optional[mesh_topology.Topology] = N
     source['topology'] = topology
   if (jaw is not None and config is not None and targets is not None
       and float(config.loss.get('jaw_blend', 0.0))
-      and field_terms_apply(field_kinds(config, 'jaw_kinds'), targets)):
+      and field_terms_apply(kinds_of(config, 'jaw_kinds'), targets)):
     source['jaw_prior'] = jaw.prior
     source['jaw_blend'] = jnp.asarray(baselines.fit_gbs(jaw.gbs_basis, targets,
                                                         ridge=float(config.gbs.ridge),

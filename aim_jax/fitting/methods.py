@@ -138,7 +138,7 @@ def config_for_targets(config: ml_collections.ConfigDict, targets
   config = ml_collections.ConfigDict(config.to_dict())
   if 'dense' in targets and config.train.get('dense_learning_rate'):
     config.train.learning_rate = float(config.train.dense_learning_rate)
-  if fit_lib.field_terms_apply(fit_lib.field_kinds(config), targets):
+  if fit_lib.field_terms_apply(fit_lib.kinds_of(config, 'field_kinds'), targets):
     if config.model.get('sparse_w0'):
       config.model.w0 = float(config.model.sparse_w0)
   else:
@@ -191,7 +191,7 @@ def landmark_field_choice(config: ml_collections.ConfigDict, method: str, target
   and 1, at `model.w0`: landmarks keep the dense frequency) and keeps the better.
   """
   folds = int(config.cv.get('landmark_field_folds', 0))
-  kinds = fit_lib.field_kinds(config)
+  kinds = fit_lib.kinds_of(config, 'field_kinds')
   if (method != 'aim' or set(targets) != {'landmarks'} or int(config.cv.folds) >= 2
       or folds < 2 or 'landmarks' in kinds):
     return None
