@@ -49,6 +49,7 @@ _SWEEP = flags.DEFINE_enum('sweep', 'full', ['full', 'main', 'markers', 'landmar
                            'conditions.')
 _CONDITIONS = flags.DEFINE_list('conditions', [], 'Conditions fitted instead of the sweep\'s '
                                 '(names as in the results).')
+_METHODS = flags.DEFINE_list('methods', list(methods.METHODS), 'Methods of the sweep.')
 _STUDY = flags.DEFINE_list('study_conditions', ['markers150_noise0.3mm_drop5'],
                            'Conditions of the held-out study (names as in the results).')
 _SCALES = flags.DEFINE_string('scales', '0,0.3,1,3', 'Regularisation scales of the study.')
@@ -172,7 +173,7 @@ def run_sweep(config, name, model, truth, conditions, log, generic=None) -> dict
     targets = condition_targets(condition, model.actor.neutral, model.actor.faces,
                                 model.actor.region, truth['frames'], _SEED.value)
     row = {}
-    for method in methods.METHODS:
+    for method in _METHODS.value:
       row[method] = fit_errors(cfg, model, truth, targets,
                                os.path.join(_WORKDIR.value, run_key(name, config, truth),
                                             condition.name), method)

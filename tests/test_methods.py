@@ -91,6 +91,11 @@ def test_aim_settings_depend_on_the_targets(actor):
       actor.neutral, actor.faces, actor.region, actor.shapes[:2], camera, count=20)}
   plain = methods.config_for_targets(config, landmarks)
   assert plain.loss.coefficient_smooth == 0.0 and plain.model.w0 == config.model.w0
+  # Landmarks alone hold the coefficients by their own magnitude weight; other targets keep it.
+  config.loss.landmark_coefficients = 7e-3
+  assert methods.config_for_targets(config, landmarks).loss.coefficients == 7e-3
+  for other in (sparse, {**sparse, **landmarks}, dense):
+    assert methods.config_for_targets(config, other).loss.coefficients == config.loss.coefficients
   config.loss.field_kinds = 'markers,landmarks'
   assert methods.config_for_targets(config, landmarks).model.w0 == 1.5
   # Dense targets fit at their own learning rate; sparse ones keep the general one.

@@ -134,10 +134,13 @@ def config_for_targets(config: ml_collections.ConfigDict, targets
   """AIM's settings for these targets: when every target kind is in `loss.field_kinds` (3D
   markers by default), F_W runs at `model.sparse_w0` with the coefficient-field terms; otherwise
   (dense targets, 2D landmarks) at `model.w0` without them. With dense targets the peak
-  learning rate is `train.dense_learning_rate` when set (configs/fit.py says why)."""
+  learning rate is `train.dense_learning_rate` when set (configs/fit.py says why), and with 2D
+  landmarks alone the coefficients' magnitude weight is `loss.landmark_coefficients` when set."""
   config = ml_collections.ConfigDict(config.to_dict())
   if 'dense' in targets and config.train.get('dense_learning_rate'):
     config.train.learning_rate = float(config.train.dense_learning_rate)
+  if set(targets) == {'landmarks'} and config.loss.get('landmark_coefficients') is not None:
+    config.loss.coefficients = float(config.loss.landmark_coefficients)
   if fit_lib.field_terms_apply(fit_lib.kinds_of(config, 'field_kinds'), targets):
     if config.model.get('sparse_w0'):
       config.model.w0 = float(config.model.sparse_w0)
