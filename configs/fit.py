@@ -105,8 +105,10 @@ def get_config():
   config.cv.scales = ''
   # AIM fits to 2D landmarks alone (with folds 0) choose the coefficient-field terms, off or on,
   # by this many folds of held-out landmarks (`methods.landmark_field_choice`; 2 extra fits per
-  # fold). ICT identity 0 fits 1,000 landmarks better without them, identity 1 with them, and
-  # the held-out landmarks picked the better on both (README). 0: off (the terms stay off).
+  # fold). ICT identity 0 fits 1,000 landmarks better without them, identity 1 with them; at 1
+  # px the held-out landmarks pick the better on identities 0, 1, 41 and the synthetic actor,
+  # at 2 px they pick the terms on every identity, wrongly on 0 and 41 (README). 0: off (the
+  # terms stay off).
   config.cv.landmark_field_folds = 3
 
   config.gbs = ml_collections.ConfigDict()
