@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from aim_jax import geometry, losses, train_loop
+from aim_jax import geometry, losses, sampling, train_loop
 from aim_jax.anatomy import depths as depths_lib
 from aim_jax.anatomy.constraints import SparseConstraints
 from aim_jax.data.actor import Actor
@@ -185,9 +185,7 @@ def regulariser_positions(key: jax.Array, count: int, size: int) -> jnp.ndarray:
   (size 0 or >= count: every position, in order). The regularisers read these, so that a
   full-batch run regularises every vertex over its steps rather than the first `size` by index
   (before issue 11, the lower quarter of the demo face only)."""
-  if size and size < count:
-    return jax.random.choice(key, count, (size,), replace=False)
-  return jnp.arange(count)
+  return sampling.random_subset(key, count, size)
 
 
 POINTS_AXIS = 'points'
@@ -246,7 +244,7 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   if full_batch:
     index = jnp.arange(num_vertices)
   else:
-    index = jax.random.choice(k_batch, num_vertices, (batch_size,), replace=False)
+    index = sampling.random_subset(k_batch, num_vertices, batch_size)
   points = split(data.template[index])
   target = split(data.shapes[:, index], axis=1)
   fields = aim.anatomy(params, points, spec, aim.NETWORKS)
@@ -265,11 +263,7 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   c = data.constraints
   num_constraints = c.points.shape[0]
   if uses('anatomy', 'anatomy_normal', 'thickness', 'skinning'):
-    if constraint_batch and constraint_batch < num_constraints:
-      c_index = jax.random.choice(k_constraint, num_constraints, (constraint_batch,),
-                                  replace=False)
-    else:
-      c_index = jnp.arange(num_constraints)
+    c_index = sampling.random_subset(k_constraint, num_constraints, constraint_batch)
     c_fields = aim.anatomy(params, split(c.points[c_index]), spec, aim.ANATOMY_NETWORKS)
     terms['anatomy'] = losses.bone_points(c_fields['bone'], c.bone[c_index])
     terms['anatomy_normal'] = losses.bone_normals(c_fields['normal'], c.normal[c_index])
@@ -318,8 +312,7 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
       skin_normal = data.fold_normal
     else:
       num_faces = data.fold_faces.shape[0]
-      picked = jax.random.choice(k_fold, num_faces, (min(symmetry_batch or num_faces,
-                                                          num_faces),), replace=False)
+      picked = sampling.random_subset(k_fold, num_faces, symmetry_batch)
       corners = data.fold_faces[picked]
       triangles = aim.anatomy(params, data.template[corners.reshape(-1)], spec,
                               ('bone',))['bone'].reshape(-1, 3, 3)

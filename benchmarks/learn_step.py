@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
-from steppers import learn_step_config, learn_stepper
+from steppers import gemm_rate, learn_step_config, learn_stepper
 
 from aim_jax import learning
 from aim_jax.anatomy import constraints as constraints_lib
@@ -89,17 +89,6 @@ def _mlp_flops(config, num_points, num_shapes, num_constraints, symmetry_batch):
   return 3 * per_step
 
 
-def _gemm_rate(n=1024, repeats=20):
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  start = time.perf_counter()
-  for _ in range(repeats):
-    out = f(a)
-  out.block_until_ready()
-  return 2 * n ** 3 * repeats / (time.perf_counter() - start)
-
-
 def main(argv):
   del argv
   actor = synthetic.make_synthetic_actor(resolution=_RESOLUTION.value)
@@ -135,7 +124,7 @@ def main(argv):
   compiled = np.median(times['pytorch torch.compile'])
   flops = _mlp_flops(config(), actor.num_vertices,
                      actor.num_shapes, constraints.count, 1024)
-  gemm = _gemm_rate()
+  gemm = gemm_rate()
   rows = []
   for name, values in times.items():
     t = float(np.median(values))

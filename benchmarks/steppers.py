@@ -90,3 +90,15 @@ def step_ms(step_fns, rounds, steps=20):
       run(steps)
       times[name].append(1e3 * (time.perf_counter() - start) / steps)
   return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def gemm_rate(n=1024, repeats=20):
+  """float32 FLOP/s of an n^3 matmul on the default device (the machine's GEMM rate)."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  start = time.perf_counter()
+  for _ in range(repeats):
+    out = f(a)
+  out.block_until_ready()
+  return 2 * n ** 3 * repeats / (time.perf_counter() - start)

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from aim_jax import distributed, geometry, train_loop
+from aim_jax import distributed, geometry, sampling, train_loop
 from aim_jax.fitting import baselines, coefficient_field, jaw_prior, mesh_topology, objectives
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import chunks as chunks_lib
@@ -109,7 +109,7 @@ def _subsample(targets: TargetSet, key: jax.Array, count: int):
   total = targets.points.count
   if not count or count >= total:
     return targets.points, targets.values, targets.visible
-  index = jax.random.choice(key, total, (count,), replace=False)
+  index = sampling.random_subset(key, total, count)
   points = SurfacePoints(vertices=targets.points.vertices[index],
                          weights=targets.points.weights[index])
   return points, targets.values[:, index], targets.visible[:, index]

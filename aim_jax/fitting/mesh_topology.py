@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aim_jax import sampling
+
 MAX_NEIGHBOURS = 8
 
 
@@ -66,4 +68,4 @@ def sample_vertices(topology: Topology, key: jax.Array, count: int) -> jnp.ndarr
   total = topology.interior.shape[0]
   if count >= total:
     return topology.interior
-  return topology.interior[jax.random.choice(key, total, (count,), replace=False)]
+  return topology.interior[sampling.random_subset(key, total, count)]
