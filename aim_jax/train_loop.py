@@ -20,7 +20,7 @@ import math
 import os
 import shutil
 import signal
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import flax
 import jax
@@ -117,13 +117,52 @@ class AdamSettings:
     return settings_from(cls, config.train)
 
 
+class SpikeClipState(NamedTuple):
+  mean_norm: jnp.ndarray  # () running mean of the (clipped) gradient norms.
+  count: jnp.ndarray      # () int32 updates seen.
+
+
+def clip_spikes(factor: float, decay: float = 0.99) -> optax.GradientTransformation:
+  """Scales a gradient whose global norm is above `factor` times the running mean of the norms
+  down to that bound; the first gradient passes and starts the mean.
+
+  Unlike a fixed `optax.clip_by_global_norm`, the bound follows the gradients down as a fit
+  converges (from ~1e3 at the start of a fit to ~1 late), so it leaves the early steps alone
+  and stops the rare late step whose gradient jumps 50-100x, which Adam at a high learning rate
+  turns into a jump of the parameters: a dense fit at 6e-3 over 8,000 steps went from 0.07 to
+  0.67 mm in one such step and ended at 0.082 mm, against 0.039 with this guard (README).
+  """
+  def init(params):
+    del params
+    return SpikeClipState(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+
+  def update(updates, state, params=None):
+    del params
+    norm = optax.tree.norm(updates)
+    bound = jnp.where(state.count > 0, factor * state.mean_norm, jnp.inf)
+    scale = jnp.minimum(1.0, bound / jnp.maximum(norm, 1e-30))
+    updates = jax.tree_util.tree_map(lambda u: (u * scale).astype(u.dtype), updates)
+    seen = jnp.minimum(norm, bound)
+    mean = jnp.where(state.count > 0, decay * state.mean_norm + (1.0 - decay) * seen, norm)
+    return updates, SpikeClipState(mean.astype(jnp.float32), state.count + 1)
+
+  return optax.GradientTransformation(init, update)
+
+
 _SCALARS = {'int': int, 'float': float, 'bool': bool, 'str': str}
 
 
 def settings_from(cls, section: Any):
   """A frozen settings dataclass `cls` (scalar fields) filled from the config section's fields
-  of the same names, converted to the declared types (so it is hashable and jit-static)."""
-  return cls(**{f.name: _SCALARS[str(f.type)](section[f.name]) for f in dataclasses.fields(cls)})
+  of the same names, converted to the declared types (so it is hashable and jit-static). A field
+  with a default may be missing from the section (a config written before the field existed)."""
+  values = {}
+  for f in dataclasses.fields(cls):
+    if f.name in section:
+      values[f.name] = _SCALARS[str(f.type)](section[f.name])
+    elif f.default is dataclasses.MISSING:
+      raise KeyError(f'the config has no {f.name!r}')
+  return cls(**values)
 
 
 def loop_options(train: Any, **overrides) -> LoopOptions:

@@ -151,3 +151,35 @@ def test_signal_without_a_workdir_still_stops(tmp_path):
   with pytest.raises(train_loop.StopRequested, match='stopped at step 5'):
     train_loop.run(fresh_state(), toy_step, options(log_every=1), log=None,
                    hooks=train_loop.Hooks(on_log=send))
+
+
+def test_clip_spikes_scales_a_jump_and_leaves_a_falling_norm_alone():
+  clip = train_loop.clip_spikes(3.0, decay=0.9)
+  grad = {'a': jnp.ones(4), 'b': jnp.ones((2, 2))}  # Global norm sqrt(8).
+  state = clip.init(grad)
+  # A norm falling 10 % per step (a converging fit) is never touched, the first one included.
+  for i in range(30):
+    g = jax.tree_util.tree_map(lambda x, i=i: 1e3 * 0.9 ** i * x, grad)
+    out, state = clip.update(g, state)
+    np.testing.assert_allclose(optax.tree.norm(out), optax.tree.norm(g), rtol=1e-5)
+  # Steady norms, then one 100x jump: scaled down to 3x the running mean.
+  for _ in range(100):
+    _, state = clip.update(grad, state)
+  mean = float(state.mean_norm)
+  np.testing.assert_allclose(mean, np.sqrt(8.0), rtol=1e-2)
+  out, state = clip.update(jax.tree_util.tree_map(lambda x: 100 * x, grad), state)
+  np.testing.assert_allclose(optax.tree.norm(out), 3.0 * mean, rtol=1e-5)
+  np.testing.assert_allclose(out['a'] / out['a'][0], 1.0)  # Direction kept.
+  assert float(state.mean_norm) < 1.3 * mean  # The spike enters the mean at the bound only.
+
+
+def test_fit_optimiser_reads_spike_clip_and_defaults_when_missing():
+  from aim_jax.fitting import fit as fit_lib
+  from configs import fit as fit_config
+  config = fit_config.get_config()
+  assert fit_lib.OptimizerSettings.from_config(config).spike_clip == 3.0
+  del config.train['spike_clip']  # A config written before the key existed.
+  assert fit_lib.OptimizerSettings.from_config(config).spike_clip == 0.0
+  del config.train['learning_rate']
+  with pytest.raises(KeyError, match='learning_rate'):
+    fit_lib.OptimizerSettings.from_config(config)

@@ -94,7 +94,15 @@ def fit_spec(config: ml_collections.ConfigDict, num_coefficients: int,
                            code_init_std=m.code_init_std)
 
 
-OptimizerSettings = train_loop.AdamSettings  # Adam on a warmup-cosine schedule.
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings(train_loop.AdamSettings):
+  """Fitting's optimiser: Adam on a warmup-cosine schedule, after `train_loop.clip_spikes` with
+  `spike_clip` (0: off) times the running gradient norm."""
+  spike_clip: float = 0.0
+
+  def optimizer(self) -> optax.GradientTransformation:
+    adam = super().optimizer()
+    return optax.chain(train_loop.clip_spikes(self.spike_clip), adam) if self.spike_clip else adam
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
