@@ -22,7 +22,9 @@ def get_config():
   config.model.depth = 3            # Hidden layers: 4 linear layers, as in the paper.
   config.model.activation = 'sine'
   # Low frequency: F_W interpolates between sparse markers (w0 10 -> 3: markers 0.43 -> 0.18 mm,
-  # landmarks 0.38 -> 0.33 mm, dense 0.040 -> 0.058 mm on the synthetic sequence).
+  # landmarks 0.38 -> 0.33 mm, dense 0.040 -> 0.058 mm on the synthetic sequence). Dense fits at
+  # w0 10 are better at 3,000 steps but blow up in long fits and lose on ICT identity 41
+  # (README, "Fitting speed"), so dense keeps 3 too.
   config.model.w0 = 3.0
   # AIM's F_W frequency when only sparse 3D markers are fitted (loss.field_kinds): lower still,
   # a smoother field between the markers (ICT, 150 noisy markers: see the README). Dense and
