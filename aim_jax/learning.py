@@ -241,10 +241,7 @@ def loss_fn(params: Dict, data: LearningData, key: jax.Array, spec: aim.AIMSpec,
   num_vertices = data.template.shape[0]
   k_batch, k_constraint, k_jitter, k_sub, k_fold = jax.random.split(key, 5)
   full_batch = not batch_size or batch_size >= num_vertices
-  if full_batch:
-    index = jnp.arange(num_vertices)
-  else:
-    index = sampling.random_subset(k_batch, num_vertices, batch_size)
+  index = sampling.random_subset(k_batch, num_vertices, batch_size)  # Every vertex when full.
   points = split(data.template[index])
   target = split(data.shapes[:, index], axis=1)
   fields = aim.anatomy(params, points, spec, aim.NETWORKS)

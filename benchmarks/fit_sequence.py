@@ -138,10 +138,6 @@ def main(argv):
   if os.path.exists(_OUT.value):  # The sections not run keep their earlier results.
     with open(_OUT.value) as f:
       results = json.load(f)
-    old = results.get('convergence', {})
-    if 'per_point' in old:  # The layout before the per-kind convergence section (2026-12-02).
-      results.setdefault('per_point', old['per_point'])
-    results.pop('config', None)  # Of an earlier run; each section records its settings.
   results.update({'machine': {'platform': platform.platform(),
                               'processor': platform.processor(),
                               'cpu_count': os.cpu_count(), 'jax': jax.__version__,
@@ -164,6 +160,8 @@ def main(argv):
       results['convergence'][kind]['gbs_error_mm'] = float(
           eval_lib.vertex_errors(gbs, truth).mean())
 
+  if not sections & {'reference', 'steps', 'scaling'}:
+    return write_results(results)
   config, targets, _, truth = fitting_problem(model, 'dense')
   if 'reference' in sections:
     print('2. the paper\'s per_point F_W (dense targets)')
@@ -196,7 +194,10 @@ def main(argv):
     print('4. scaling (ground-truth basis; step cost of the default variant)')
     results['scaling'] = scaling(config, spec, actor)
     print(' ', results['scaling'])
+  write_results(results)
 
+
+def write_results(results):
   os.makedirs(os.path.dirname(_OUT.value), exist_ok=True)
   with open(_OUT.value, 'w') as f:
     json.dump(results, f, indent=1)
@@ -237,8 +238,6 @@ def print_tables(results):
         'within 10 %: steps, s/frame (default run; long run) | step (ms) |')
   print('|---|---|---|---|---|---|')
   for kind, c in results.get('convergence', {}).items():
-    if not isinstance(c, dict) or 'default' not in c:
-      continue
     d = c['default']
     print(f'| {kind} | {c["learning_rate"]:g} / {c["w0"]:g} | {c["converged_error_mm"]:.4f} '
           f'({c["converged_steps"]}) | {d["steps"]}: {d["final_error_mm"]:.4f}, '

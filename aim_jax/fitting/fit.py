@@ -100,6 +100,12 @@ class OptimizerSettings(train_loop.AdamSettings):
   `spike_clip` (0: off) times the running gradient norm."""
   spike_clip: float = 0.0
 
+  def __post_init__(self):
+    if not (self.spike_clip == 0 or self.spike_clip > 1):
+      raise ValueError('train.spike_clip must be 0 (off) or > 1 (times the running gradient '
+                       f'norm; at or below it most steps would be scaled down), got '
+                       f'{self.spike_clip}')
+
   def optimizer(self) -> optax.GradientTransformation:
     adam = super().optimizer()
     return optax.chain(train_loop.clip_spikes(self.spike_clip), adam) if self.spike_clip else adam

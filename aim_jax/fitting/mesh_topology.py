@@ -64,8 +64,6 @@ def make_topology(faces: np.ndarray, num_vertices: int, region: Optional[np.ndar
 
 
 def sample_vertices(topology: Topology, key: jax.Array, count: int) -> jnp.ndarray:
-  """(count,) distinct interior vertex ids, uniformly at random (all of them when fewer)."""
-  total = topology.interior.shape[0]
-  if count >= total:
-    return topology.interior
-  return topology.interior[sampling.random_subset(key, total, count)]
+  """(count,) distinct interior vertex ids, uniformly at random (all of them when fewer, or when
+  count is 0)."""
+  return topology.interior[sampling.random_subset(key, topology.interior.shape[0], count)]

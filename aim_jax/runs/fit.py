@@ -84,6 +84,7 @@ def check_config(config: ml_collections.ConfigDict):
   """ValueError (one line) for fitting settings that cannot work, before anything is loaded."""
   methods_lib.parse_methods(config)
   train_loop.loop_options(config.train)
+  fit_lib.OptimizerSettings.from_config(config)  # train.spike_clip.
   for name in ('points_per_step', 'chunk_frames'):
     if int(config.train[name]) < 0:
       raise ValueError(f'train.{name} must be >= 0 (0: all), got {config.train[name]}')

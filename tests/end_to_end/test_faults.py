@@ -327,6 +327,8 @@ def test_cli_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     ({'cv.folds': 1}, 'cv.folds must be 0'),
     ({'cv.scales': '1,lots'}, 'cv.scales must be'),
     ({'cv.landmark_field_folds': 1}, 'cv.landmark_field_folds must be 0'),
+    ({'train.spike_clip': -3.0}, 'train.spike_clip must be 0'),
+    ({'train.spike_clip': 0.5}, 'train.spike_clip must be 0'),
     ({'noise.markers_mm': -0.3}, 'noise.markers_mm must be'),
 ])
 def test_bad_fit_settings_are_refused_before_loading(tmp_path, overrides, message):
