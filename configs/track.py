@@ -17,10 +17,19 @@ def get_config():
   config.tracking.calibration_frames = 20
   config.tracking.iterations = 6  # Levenberg-Marquardt iterations per tracked frame.
   # Smooth template regions with coefficients of their own in every tracked frame (1: one
-  # global coefficient vector per frame). On the demo's dense sequence (20 calibration frames):
-  # tracked error 0.177 mm with 1 region, 0.107 with 16, 0.094 with 32, 0.082-0.087 with 64
-  # (the batch fit: 0.066 on the same frames); the cost grows with the square of the count.
+  # global coefficient vector per frame), with dense targets and otherwise. Demo sequence (seed
+  # 1), 20 calibration frames, every point, against the batch fit on the same frames: dense
+  # 32 / 64 / 128 regions 1.37 / 1.11 / 0.85x (tracker coefficient weight 1e-4); 150 markers
+  # 8 / 16 / 32 regions 1.63 / 1.70 / 2.2x at 1e-4, 32 regions 1.08x at 0.1. A frame's solve
+  # costs one pass over points x 3 x (regions x (S-1) + rank) numbers (README, "Live tracking").
+  config.tracking.dense_regions = 128
   config.tracking.regions = 32
-  config.tracking.points = 1024  # Target points per kind the solve uses (0: all).
+  config.tracking.points = 0  # Target points per kind the solve uses (0: all).
+  # The coefficient-magnitude weight of a tracked frame's own solve (the batch fit's is
+  # loss.coefficients, 1e-4): a lone frame has no network and no other frames to hold its
+  # regions' coefficients. Demo, 150 markers, 32 regions: 1e-4 / 1e-1 / 3e-1 -> 2.2 / 1.08 /
+  # 1.12x the batch fit; dense, 128 regions: 0.85 / 1.01x (1e-4 / 1e-1), with 0.2 mm of noise
+  # 1.75 / 1.37x.
+  config.tracking.coefficients = 0.1
   config.tracking.damping = 1e-3  # Initial damping, relative to the Gauss-Newton diagonal.
   return config

@@ -14,14 +14,18 @@ so the calibrated per-point field carries what the calibration showed and the re
 expressions it did not (with g alone the tracked demo frames drifted to 2.5 mm; with one global
 region the error was 2.7x the batch fit's). The objective is the batch fit's for one frame: the
 data terms (mm^2; 2D residuals converted at the point's depth; robust penalties by iteratively
-reweighted least squares), the coefficient magnitude and the temporal term toward the previous
-frame's coefficients and transforms. The coefficient-field terms of marker fits shape A(c),
-which tracking keeps frozen, so they are left out.
+reweighted least squares), the coefficient magnitude (at its own weight,
+`tracking.coefficients`: a lone frame has no network and no other frames to hold its regions'
+coefficients) and the temporal term toward the previous frame's coefficients and transforms.
+The coefficient-field terms of marker fits shape A(c), which tracking keeps frozen, so they are
+left out.
 
 Two solvers, both one jitted call per frame: `solve_frame_linear` for 3D targets without a head
-pose (x is linear in everything but the jaw: the coefficients are solved exactly for each jaw,
-with a normal-matrix factor reused across frames, and Levenberg-Marquardt runs on the jaw's
-nine numbers), and `solve_frame` (Levenberg-Marquardt on all of u) for landmarks and head poses.
+pose (x is linear in the coefficients and affine in the jaw's rotation and translation, so the
+coefficients are eliminated in closed form: what is left is a 12-number quadratic in the jaw,
+set up once while the visibility holds, and a frame costs one pass over its observed values;
+Levenberg-Marquardt runs on the jaw's nine raw numbers against that quadratic), and
+`solve_frame` (Levenberg-Marquardt on all of u) for landmarks and head poses.
 """
 
 from __future__ import annotations
@@ -266,11 +270,16 @@ def _design(tb: TrackingBasis, target: TargetSet) -> jnp.ndarray:
       -1, 3, design.shape[-1])
 
 
-def _coefficient_map(tb: TrackingBasis) -> jnp.ndarray:
-  """(P (S-1), C) the linear map from c to the coefficients at the regularised vertices."""
-  p, s, _ = tb.regularized.shape
-  regions = tb.regions_regularized[:, None, :, None] * jnp.eye(s)[None, :, None, :]
-  return jnp.concatenate([regions.reshape(p, s, -1), tb.regularized], axis=-1).reshape(p * s, -1)
+def _coefficient_gram(tb: TrackingBasis) -> jnp.ndarray:
+  """(C, C) the mean over the regularised vertices' P (S-1) coefficients of their squares as a
+  quadratic form in c (the regions' coefficients k-major, then g): c' G c = mean of w(c)^2 at
+  those vertices. Built from its blocks, without the (P (S-1), C) map itself."""
+  a, phi = tb.regularized, tb.regions_regularized  # (P, S-1, R), (P, K)
+  p, s, r = a.shape
+  cross = jnp.einsum('pk,psr->ksr', phi, a).reshape(-1, r)
+  gram = jnp.block([[jnp.kron(phi.T @ phi, jnp.eye(s, dtype=a.dtype)), cross],
+                    [cross.T, jnp.einsum('psr,psq->rq', a, a)]])
+  return gram / (p * s)
 
 
 def _row_weights(tb, u, targets, designs, settings: SolverSettings):
@@ -297,83 +306,128 @@ def _skinned(tb, raw, spec, target):
   return interpolate(target.points, x.reshape(-1, k, 3))
 
 
-def _normal_factor(tb, designs, rows, settings: SolverSettings):
-  """(Cholesky factor, damping (C,)) of the coefficient unknowns' normal matrix: the data rows
-  and both regularisers. The rank components and the regions' deltas overlap, so the matrix is
-  near singular in float32; it is damped relative to its diagonal, toward the previous frame's
-  coefficients (`solve_frame_linear`)."""
-  weights = dict(settings.weights)
-  coefficient_map = _coefficient_map(tb)
-  matrix = (weights['coefficients'] + weights['temporal']) / coefficient_map.shape[0] * (
-      coefficient_map.T @ coefficient_map)
-  matrix = matrix + sum(jnp.einsum('mdc,m,mde->ce', designs[k], rows[k], designs[k])
-                        for k in designs)
-  damping = settings.damping * jnp.diag(matrix) + 1e-9
-  return jax.scipy.linalg.cho_factor(matrix + jnp.diag(damping))[0], damping
+def _skin_map(tb: TrackingBasis, target: TargetSet):
+  """The jaw-skinned neutral at the target's M surface points is affine in the jaw's rotation
+  and translation m = [R row by row (9), t (3)] (`geometry.skin`): (a (M, 3) mm, K (M, 3, 12)),
+  skinned = a + K m."""
+  k = target.points.vertices.shape[1]
+  ids = target.points.vertices.reshape(-1)
+
+  def skinned(m):
+    return geometry.skin(tb.neutral[ids], tb.skinning[ids], m[:9].reshape(3, 3), m[9:],
+                         tb.pivot)
+
+  zero = jnp.zeros(12, tb.neutral.dtype)
+  a, jacobian = skinned(zero), jax.jacfwd(skinned)(zero)  # Exact: skinning is affine in m.
+  a = interpolate(target.points, a.reshape(-1, k, 3))
+  jacobian = interpolate(target.points, jacobian.reshape(-1, k, 36)).reshape(-1, 3, 12)
+  return a, jacobian
+
+
+def _jaw_matrix(raw: jnp.ndarray, spec: model_lib.FitSpec) -> jnp.ndarray:
+  """m = [R row by row, t] (12,) of F_T's raw jaw outputs."""
+  frame = model_lib.decode_transforms(raw, spec)
+  return jnp.concatenate([frame['jaw_rotation'].reshape(9), frame['jaw_translation']])
 
 
 @functools.partial(jax.jit, static_argnames=('settings',))
 def linear_setup(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet],
                  settings: SolverSettings) -> Dict:
-  """What `solve_frame_linear` can reuse across frames with the same points and visibility (and
-  no robust penalty): the design matrices and the normal matrix's factor."""
+  """What `solve_frame_linear` reuses across frames with the same points and visibility (and
+  no robust penalty): everything of the frame's objective that does not depend on the observed
+  values, in the reduced form of its docstring.
+
+  With the data rows' weights W, the coefficient map B (3M x C, `_design`), the skinning's map
+  a + K m (`_skin_map`) and the regularisers' matrix Rg (coefficient magnitude and temporal
+  term over the regularised vertices, plus the damping toward the previous frame's
+  coefficients): H = B' W B + Rg (its Cholesky factor), E = H^-1 B' W K (C x 12: how the
+  optimal coefficients follow the jaw), D = W^1/2 (K - B E) (3M x 12: the data residual's
+  change with the jaw once the coefficients follow it) and the 12 x 12 Q = D' D + E' Rg E.
+  """
+  weights = dict(settings.weights)
   designs = {kind: _design(tb, targets[kind]) for kind in sorted(targets)}
   rows = _row_weights(tb, u, targets, designs, settings)
-  factor, damping = _normal_factor(tb, designs, rows, settings)
-  return {'designs': designs, 'rows': rows, 'factor': factor, 'damping': damping}
+  skin = {kind: _skin_map(tb, targets[kind]) for kind in sorted(targets)}
+  gram = _coefficient_gram(tb)
+  regularisers = (weights['coefficients'] + weights['temporal']) * gram
+  data = sum(jnp.einsum('mdc,m,mde->ce', designs[k], rows[k], designs[k]) for k in designs)
+  # The rank components and the regions' deltas overlap, so H is near singular in float32: it
+  # is damped relative to its diagonal, toward the previous frame's coefficients.
+  damping = settings.damping * jnp.diag(regularisers + data) + 1e-9
+  regularisers = regularisers + jnp.diag(damping)
+  factor = jax.scipy.linalg.cho_factor(data + regularisers)[0]
+  coupling = sum(jnp.einsum('mdc,m,mde->ce', designs[k], rows[k], skin[k][1]) for k in designs)
+  follow = jax.scipy.linalg.cho_solve((factor, False), coupling)  # E (C, 12)
+  moved = {k: jnp.sqrt(rows[k])[:, None, None] * (skin[k][1] - designs[k] @ follow)
+           for k in designs}  # D per kind (M, 3, 12)
+  quadratic = (sum(jnp.einsum('mdi,mdj->ij', d, d) for d in moved.values())
+               + follow.T @ regularisers @ follow)
+  return {'designs': designs, 'rows': rows, 'skin': skin, 'factor': factor,
+          'follow': follow, 'moved': moved, 'quadratic': quadratic,
+          # The pull toward the previous frame's coefficients: temporal term and damping (C, C).
+          'pull': weights['temporal'] * gram + jnp.diag(damping),
+          'moved_design': sum(jnp.einsum('mdi,m,mdc->ic', moved[k], jnp.sqrt(rows[k]),
+                                         designs[k]) for k in designs),  # D' W^1/2 B (12, C)
+          'regularised_follow': follow.T @ regularisers}  # E' Rg (12, C)
 
 
 @functools.partial(jax.jit, static_argnames=('settings',))
 def solve_frame_linear(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet],
                        settings: SolverSettings, setup: Optional[Dict] = None):
-  """`solve_frame` for 3D targets without a head pose, by variable projection.
+  """`solve_frame` for 3D targets without a head pose, by variable projection in closed form.
 
-  The frame is linear in the coefficient unknowns c (the regions' coefficients and g) once the
-  jaw is fixed: x = skin(T) + B c. c*(raw) is solved exactly (normal equations with the data
-  and both regularisers, damped toward the previous frame's c), and Levenberg-Marquardt runs on
-  the jaw's raw outputs alone with c = c*(raw) (its Jacobian through the solve). `setup`
-  (`linear_setup`) reuses the designs and the normal matrix's factor of an earlier frame with
-  the same points and visibility; without a robust penalty it is valid for every such frame.
+  Given the jaw, x = a + K m(raw) + B c is linear in the coefficient unknowns c (the regions'
+  coefficients and g) and in the jaw matrix m (`_skin_map`), and the objective is quadratic in
+  both. Its minimum over c is c(m) = c0 - E m, with c0 from one pass over the observed values
+  (B' W y) and a factored solve, and what is left is a quadratic in the 12 numbers of m:
+  J(m) = m' Q m + 2 l' m + const (`linear_setup`). Levenberg-Marquardt runs on the jaw's raw
+  outputs alone (with the temporal term on them) against that quadratic, so its iterations cost
+  nothing next to the one pass over the data, and the frame's cost grows with the points and
+  unknowns only through B' W y. `setup` (`linear_setup`) is reused across frames with the same
+  points and visibility (without a robust penalty it is valid for every such frame).
+  Returns (u, the objective at it).
   """
   spec, weights = settings.spec, dict(settings.weights)
   n = spec.transform_outputs
   previous = u
   if setup is None:
     setup = linear_setup(u, tb, targets, settings)
-  designs, rows = setup['designs'], setup['rows']
-  factor, damping = setup['factor'], setup['damping']
-  coefficient_map = _coefficient_map(tb)
-  pull = weights['temporal'] / coefficient_map.shape[0] * (
-      coefficient_map.T @ (coefficient_map @ previous[n:])) + damping * previous[n:]
+  designs, rows, skin = setup['designs'], setup['rows'], setup['skin']
+  pull = setup['pull'] @ previous[n:]
+  offset = {k: targets[k].values[0] - skin[k][0] for k in designs}  # y - a (M, 3)
+  # B' W (y - a): the one pass over the data (a matrix-vector product, no (M, 3, C) product).
+  observed = sum((rows[k][:, None] * offset[k]).reshape(-1) @ designs[k].reshape(
+      -1, designs[k].shape[-1]) for k in designs)
+  c0 = jax.scipy.linalg.cho_solve((setup['factor'], False), pull + observed)
+  # J(m) = |W^1/2 (B c0 - (y - a)) + D m|^2 + (c0 - E m)' Rg (c0 - E m) - 2 (c0 - E m)' pull.
+  linear = (setup['moved_design'] @ c0
+            - sum(jnp.einsum('mdi,m,md->i', setup['moved'][k], jnp.sqrt(rows[k]), offset[k])
+                  for k in designs)
+            - setup['regularised_follow'] @ c0 + setup['follow'].T @ pull)
+  quadratic = setup['quadratic']
+  temporal = weights['temporal'] / n
 
-  def coefficients(raw):
-    rhs = pull + sum(jnp.einsum('mdc,m,md->c', designs[k], rows[k],
-                                targets[k].values[0] - _skinned(tb, raw, spec, targets[k]))
-                     for k in designs)
-    return jax.scipy.linalg.cho_solve((factor, False), rhs)
-
-  robust_w = {k: jnp.ones_like(r) for k, r in rows.items()}
-  if settings.robust != 'none':
-    robust_w = _robust_weights(u, tb, targets, settings)
-
-  def reduced(raw):  # The objective's residuals with c at its optimum for this jaw.
-    return _residuals(jnp.concatenate([raw, coefficients(raw)]), tb, targets, previous,
-                      settings, robust_w)
+  def objective(raw):
+    m = _jaw_matrix(raw, spec)
+    return m @ quadratic @ m + 2.0 * linear @ m + temporal * jnp.sum((raw - previous[:n]) ** 2)
 
   def iteration(_, carry):
     raw, lm = carry
-    r = reduced(raw)
-    jacobian = jax.jacfwd(reduced)(raw)
-    gram = jacobian.T @ jacobian
-    step = jnp.linalg.solve(gram + lm * jnp.diag(jnp.diag(gram) + 1e-9), -(jacobian.T @ r))
-    after = reduced(raw + step)
-    better = jnp.sum(after * after) < jnp.sum(r * r)
+    m = _jaw_matrix(raw, spec)
+    jacobian = jax.jacfwd(_jaw_matrix)(raw, spec)  # (12, n)
+    gradient = jacobian.T @ (quadratic @ m + linear) + temporal * (raw - previous[:n])
+    gram = jacobian.T @ quadratic @ jacobian + temporal * jnp.eye(n, dtype=raw.dtype)
+    step = jnp.linalg.solve(gram + lm * jnp.diag(jnp.diag(gram) + 1e-9), -gradient)
+    better = objective(raw + step) < objective(raw)
     return jnp.where(better, raw + step, raw), jnp.where(better, lm * 0.3, lm * 10.0)
 
   raw, _ = jax.lax.fori_loop(0, settings.iterations, iteration,
                              (u[:n], jnp.asarray(settings.damping, u.dtype)))
-  u = jnp.concatenate([raw, coefficients(raw)])
-  return u, jnp.sum(reduced(raw) ** 2)
+  u = jnp.concatenate([raw, c0 - setup['follow'] @ _jaw_matrix(raw, spec)])
+  robust_w = {k: jnp.ones_like(r) for k, r in rows.items()}
+  if settings.robust != 'none':
+    robust_w = _robust_weights(previous, tb, targets, settings)
+  return u, jnp.sum(_residuals(u, tb, targets, previous, settings, robust_w) ** 2)
 
 
 @functools.partial(jax.jit, static_argnames=('spec',))
@@ -405,12 +459,21 @@ def subsample_targets(targets: Dict[str, TargetSet], count: int, seed: int = 0
 
 def solver_settings(config: ml_collections.ConfigDict, spec: model_lib.FitSpec
                     ) -> SolverSettings:
-  """The per-frame solve's settings from a tracking config (`configs/track.py`)."""
+  """The per-frame solve's settings from a tracking config (`configs/track.py`): the batch
+  fit's loss weights, with `tracking.coefficients` for the coefficient magnitude."""
   options = fit_lib.loss_options(config)
-  return SolverSettings(spec=spec, weights=options.weights, robust=options.robust,
+  weights = tuple((name, float(config.tracking.coefficients) if name == 'coefficients' else w)
+                  for name, w in options.weights)
+  return SolverSettings(spec=spec, weights=weights, robust=options.robust,
                         robust_scale=options.robust_scale,
                         iterations=int(config.tracking.iterations),
                         damping=float(config.tracking.damping))
+
+
+def region_count(config: ml_collections.ConfigDict, targets) -> int:
+  """The tracked frames' smooth regions: `tracking.dense_regions` when dense targets are
+  tracked, else `tracking.regions` (sparse targets cannot pin down as many)."""
+  return int(config.tracking.dense_regions if 'dense' in targets else config.tracking.regions)
 
 
 def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
@@ -448,7 +511,7 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
   calibration_seconds = time.perf_counter() - start
   networks = jax.tree_util.tree_map(
       jnp.asarray, {k: v for k, v in calibration.items() if k != 'codes'})
-  regions = int(config.tracking.regions)
+  regions = region_count(config, targets)
   tb = tracking_basis(networks, basis, spec, int(config.loss.regularized_points), regions)
   cal = fit_lib.evaluate_frames(dict(networks, codes=jnp.asarray(calibration['codes'])), spec,
                                 basis)
