@@ -104,6 +104,22 @@ def test_projected_solve_minimises_the_regularised_objective(oracle):
   assert float(jnp.abs(moved - solved).max()) > 1e-3
 
 
+def test_tracking_settings_take_their_own_coefficient_weight_and_region_count(oracle):
+  _, basis = oracle
+  config = _config()
+  config.loss.coefficients = 1e-4
+  config.tracking.coefficients = 0.25
+  config.tracking.dense_regions, config.tracking.regions = 9, 4
+  config.tracking.landmark_regions = 2
+  spec = fit_lib.fit_spec(config, basis.num_coefficients)
+  weights = dict(tracking.solver_settings(config, spec).weights)
+  assert weights['coefficients'] == 0.25 and weights['temporal'] == config.loss.temporal
+  assert tracking.region_count(config, {'dense': None, 'markers': None}) == 9
+  assert tracking.region_count(config, {'markers': None}) == 4
+  assert tracking.region_count(config, {'landmarks': None}) == 2
+  assert tracking.region_count(config, {'landmarks': None, 'markers': None}) == 4
+
+
 def test_regions_are_a_smooth_partition_of_unity(oracle):
   actor, _ = oracle
   weights = tracking.region_weights(actor.neutral, 6)

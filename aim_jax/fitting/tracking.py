@@ -472,8 +472,14 @@ def solver_settings(config: ml_collections.ConfigDict, spec: model_lib.FitSpec
 
 def region_count(config: ml_collections.ConfigDict, targets) -> int:
   """The tracked frames' smooth regions: `tracking.dense_regions` when dense targets are
-  tracked, else `tracking.regions` (sparse targets cannot pin down as many)."""
-  return int(config.tracking.dense_regions if 'dense' in targets else config.tracking.regions)
+  tracked, `tracking.landmark_regions` for 2D landmarks alone (their Levenberg-Marquardt solve
+  grows with the square of the unknowns), else `tracking.regions` (sparse targets cannot pin
+  down as many as dense ones)."""
+  if 'dense' in targets:
+    return int(config.tracking.dense_regions)
+  if set(targets) == {'landmarks'}:
+    return int(config.tracking.landmark_regions)
+  return int(config.tracking.regions)
 
 
 def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
