@@ -1,0 +1,115 @@
+r"""Live tracking against the batch fit, on the same frames, as a user runs both.
+
+For each case, the batch fit (`fit_sequence.py`'s `run_fit`, AIM) and the tracker
+(`track.py`'s `run_track`, `configs/track.py`) run on the same targets, and the tracker's report
+(latency per frame; error of the tracked frames against the ground truth, beside the batch
+fit's on the same frames) is collected. Cases are `<kind>:<seed>` of the demo model's synthetic
+held-out sequence (`synthetic.kind`, `synthetic.seed`; seed 1 is the sequence the tracker's
+settings were chosen on, other seeds are held out), `dense_noise:<seed>` (dense targets with
+`--noise_mm` Gaussian noise per axis, measured against the clean frames), and with
+`--ict_model_dir` / `--ict_targets` an ICT actor's dense performance.
+
+  python benchmarks/tracking.py --model_dir=workdirs/demo \
+      --ict_model_dir=workdirs/ict0_model --ict_targets=workdirs/ict0/performance.npz
+
+Writes benchmarks/results/tracking.json and prints a markdown table.
+"""
+
+import json
+import os
+import platform
+import tempfile
+
+import jax
+import numpy as np
+from absl import app, flags
+from steppers import gemm_rate
+
+from aim_jax import model_dir as model_dir_lib
+from aim_jax.fitting import methods
+from aim_jax.runs import fit as fit_run
+from aim_jax.runs import track as track_run
+from configs import fit as fit_config
+from configs import track as track_config
+
+_MODEL_DIR = flags.DEFINE_string('model_dir', 'workdirs/demo', 'A learn_model.py workdir of the '
+                                 'synthetic actor.')
+_CASES = flags.DEFINE_list('cases', ['dense:1', 'dense:2', 'markers:1', 'markers:2',
+                                     'landmarks:2', 'dense_noise:2'],
+                           '<kind>:<synthetic seed> cases.')
+_NOISE_MM = flags.DEFINE_float('noise_mm', 0.2, 'Noise (mm per axis) of the dense_noise case.')
+_ICT_MODEL_DIR = flags.DEFINE_string('ict_model_dir', None, 'A model learned on an ICT actor.')
+_ICT_TARGETS = flags.DEFINE_string('ict_targets', None, "The ICT actor's performance.npz "
+                                   '(targets and ground truth).')
+_OUT = flags.DEFINE_string('out', 'benchmarks/results/tracking.json', 'Result file.')
+
+
+def _noisy_sequence(model_dir, seed, noise_mm, folder):
+  """(noisy targets npz, clean ground truth npz) of the demo's dense sequence of `seed`."""
+  config = fit_config.get_config()
+  config.synthetic.seed = seed
+  _, truth = methods.synthetic_sequence_targets(config, model_dir_lib.load_fit_model(
+      model_dir).actor)
+  clean = np.asarray(truth['frames'], np.float32)
+  noisy = clean + np.random.default_rng(seed).normal(0.0, noise_mm, clean.shape)
+  paths = os.path.join(folder, 'noisy.npz'), os.path.join(folder, 'clean.npz')
+  np.savez(paths[0], frames=noisy.astype(np.float32))
+  np.savez(paths[1], frames=clean)
+  return paths
+
+
+def run_case(name, model_dir, targets, ground_truth, kind, seed, folder):
+  """Batch fit and tracking of one case; the tracker's report with the batch fit's errors."""
+  quiet = None
+  fit = fit_config.get_config()
+  fit.methods = 'aim'
+  track = track_config.get_config()
+  for config in (fit, track):
+    config.synthetic.kind = kind
+    config.synthetic.seed = seed
+  fit_dir, track_dir = os.path.join(folder, name, 'fit'), os.path.join(folder, name, 'track')
+  fit_run.run_fit(fit, model_dir, targets, fit_dir, ground_truth=ground_truth, log=quiet)
+  report = track_run.run_track(track, model_dir, targets, track_dir, ground_truth=ground_truth,
+                               batch_fit=fit_dir, log=quiet)
+  row = {'case': name, 'tracked_frames': report['num_frames'] - report['calibration_frames'],
+         'calibration_frames': report['calibration_frames'],
+         'latency_ms': report['latency_ms'], 'compile_s': report['compile_seconds'],
+         'tracked_error_mm': report['error_mm']['tracked'],
+         'batch_error_mm': report['batch_fit_error_mm']['tracked'],
+         'ratio': report['tracked_over_batch'], 'tracking': report['config']['tracking']}
+  print(json.dumps(row), flush=True)
+  return row
+
+
+def main(argv):
+  del argv
+  rows = []
+  with tempfile.TemporaryDirectory() as folder:
+    for case in _CASES.value:
+      kind, seed = case.split(':')
+      targets, truth = 'synthetic', None
+      if kind == 'dense_noise':
+        targets, truth = _noisy_sequence(_MODEL_DIR.value, int(seed), _NOISE_MM.value, folder)
+        kind = 'dense'
+      name = f'demo {case}' + (f' ({_NOISE_MM.value:g} mm)' if truth else '')
+      rows.append(run_case(name, _MODEL_DIR.value, targets, truth, kind, int(seed), folder))
+    if _ICT_MODEL_DIR.value:
+      rows.append(run_case(f'ICT {os.path.basename(os.path.dirname(_ICT_TARGETS.value))} dense',
+                           _ICT_MODEL_DIR.value, _ICT_TARGETS.value, _ICT_TARGETS.value,
+                           'dense', 1, folder))
+  result = {'machine': {'platform': platform.platform(), 'cpu_count': os.cpu_count(),
+                        'jax': jax.__version__, 'device': str(jax.devices()[0]),
+                        'gemm_gflops': gemm_rate() / 1e9},
+            'noise_mm': _NOISE_MM.value, 'rows': rows}
+  os.makedirs(os.path.dirname(_OUT.value), exist_ok=True)
+  with open(_OUT.value, 'w') as f:
+    json.dump(result, f, indent=1)
+  print('| case | latency median / p95 | tracked error | batch fit, same frames | ratio |')
+  print('|---|---|---|---|---|')
+  for r in rows:
+    print(f"| {r['case']} | {r['latency_ms']['median']:.1f} / {r['latency_ms']['p95']:.1f} ms | "
+          f"{r['tracked_error_mm']:.4f} mm | {r['batch_error_mm']:.4f} mm | {r['ratio']:.2f} |")
+
+
+if __name__ == '__main__':
+  app.run(main)
