@@ -60,7 +60,6 @@ def _noisy_sequence(model_dir, seed, noise_mm, folder):
 
 def run_case(name, model_dir, targets, ground_truth, kind, seed, folder):
   """Batch fit and tracking of one case; the tracker's report with the batch fit's errors."""
-  quiet = None
   fit = fit_config.get_config()
   fit.methods = 'aim'
   track = track_config.get_config()
@@ -68,9 +67,9 @@ def run_case(name, model_dir, targets, ground_truth, kind, seed, folder):
     config.synthetic.kind = kind
     config.synthetic.seed = seed
   fit_dir, track_dir = os.path.join(folder, name, 'fit'), os.path.join(folder, name, 'track')
-  fit_run.run_fit(fit, model_dir, targets, fit_dir, ground_truth=ground_truth, log=quiet)
+  fit_run.run_fit(fit, model_dir, targets, fit_dir, ground_truth=ground_truth, log=None)
   report = track_run.run_track(track, model_dir, targets, track_dir, ground_truth=ground_truth,
-                               batch_fit=fit_dir, log=quiet)
+                               batch_fit=fit_dir, log=None)
   row = {'case': name, 'tracked_frames': report['num_frames'] - report['calibration_frames'],
          'calibration_frames': report['calibration_frames'],
          'latency_ms': report['latency_ms'], 'compile_s': report['compile_seconds'],

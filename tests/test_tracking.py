@@ -204,6 +204,23 @@ def test_track_command_writes_npz_and_report(tmp_path):
   assert not os.path.exists(tmp_path / 'other' / 'track.npz')
 
 
+@pytest.mark.parametrize('key,value,problem', [
+    ('dense_regions', 0, 'tracking.dense_regions must be >= 1'),
+    ('landmark_regions', -2, 'tracking.landmark_regions must be >= 1'),
+    ('points', -1, 'tracking.points must be >= 0'),
+    ('coefficients', -0.1, 'tracking.coefficients must be >= 0'),
+    ('coefficients', float('nan'), 'tracking.coefficients must be >= 0'),
+    ('damping', 0.0, 'tracking.damping must be > 0')])
+def test_bad_tracking_settings_are_refused_before_anything_is_written(tmp_path, key, value,
+                                                                       problem):
+  config = _config()
+  config.tracking[key] = value
+  workdir = str(tmp_path / 'track')
+  with pytest.raises(ValueError, match=problem):
+    track_run.run_track(config, str(tmp_path / 'no_model'), 'synthetic', workdir, log=None)
+  assert not os.path.exists(workdir)
+
+
 def test_non_finite_tracked_frames_are_not_written(tmp_path, monkeypatch):
   from tiny_models import make_model_workdir
 

@@ -360,15 +360,16 @@ def linear_setup(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet
   follow = jax.scipy.linalg.cho_solve((factor, False), coupling)  # E (C, 12)
   moved = {k: jnp.sqrt(rows[k])[:, None, None] * (skin[k][1] - designs[k] @ follow)
            for k in designs}  # D per kind (M, 3, 12)
+  regularised_follow = follow.T @ regularisers  # E' Rg (12, C)
   quadratic = (sum(jnp.einsum('mdi,mdj->ij', d, d) for d in moved.values())
-               + follow.T @ regularisers @ follow)
+               + regularised_follow @ follow)
   return {'designs': designs, 'rows': rows, 'skin': skin, 'factor': factor,
           'follow': follow, 'moved': moved, 'quadratic': quadratic,
           # The pull toward the previous frame's coefficients: temporal term and damping (C, C).
           'pull': weights['temporal'] * gram + jnp.diag(damping),
           'moved_design': sum(jnp.einsum('mdi,m,mdc->ic', moved[k], jnp.sqrt(rows[k]),
                                          designs[k]) for k in designs),  # D' W^1/2 B (12, C)
-          'regularised_follow': follow.T @ regularisers}  # E' Rg (12, C)
+          'regularised_follow': regularised_follow}
 
 
 @functools.partial(jax.jit, static_argnames=('settings',))
@@ -468,6 +469,22 @@ def solver_settings(config: ml_collections.ConfigDict, spec: model_lib.FitSpec
                         robust_scale=options.robust_scale,
                         iterations=int(config.tracking.iterations),
                         damping=float(config.tracking.damping))
+
+
+def check_settings(config: ml_collections.ConfigDict):
+  """ValueError (one line) for tracking settings that cannot work (`configs/track.py`), before
+  anything is loaded or written."""
+  t = config.tracking
+  for name in ('calibration_frames', 'iterations', 'dense_regions', 'regions',
+               'landmark_regions'):
+    if int(t[name]) < 1:
+      raise ValueError(f'tracking.{name} must be >= 1, got {t[name]}')
+  if int(t.points) < 0:
+    raise ValueError(f'tracking.points must be >= 0 (0: all), got {t.points}')
+  if not float(t.coefficients) >= 0:
+    raise ValueError(f'tracking.coefficients must be >= 0, got {t.coefficients}')
+  if not float(t.damping) > 0:
+    raise ValueError(f'tracking.damping must be > 0, got {t.damping}')
 
 
 def region_count(config: ml_collections.ConfigDict, targets) -> int:

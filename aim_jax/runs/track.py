@@ -107,6 +107,7 @@ def run_track(config: ml_collections.ConfigDict, model_dir: str, targets: str, w
   target kinds as in batch fitting) and writes track.npz and report.json in the locked workdir.
   """
   fit_run.check_config(config)
+  tracking.check_settings(config)
   model = model_dir_lib.load_fit_model(model_dir)
   sequence, truth = fit_run.read_sequence(config, model.actor, targets, ground_truth, units)
   plausibility.check_targets(sequence, model.actor.neutral,
