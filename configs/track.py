@@ -24,8 +24,9 @@ def get_config():
   # costs one pass over points x 3 x (regions x (S-1) + rank) numbers (README, "Live tracking").
   config.tracking.dense_regions = 128
   config.tracking.regions = 32
-  # 2D landmarks alone (1,000 landmarks, 1 px, demo seed 2): 32 regions 1.36x the batch fit at
-  # 1,117 ms per frame, 8 regions 1.30x at 174 ms, 1 region 2.27x at 55 ms.
+  # 2D landmarks alone (1,000 landmarks, 1 px, demo seeds 1 / 2, tracked / batch fit): 4 / 8 /
+  # 16 / 32 regions 1.19 / 1.09 / 1.29 / 1.38x and 1.35 / 1.30 / 1.39 / 1.36x (27-38 ms per frame
+  # at 8 regions, 77 at 16, ~200 at 32); 1 region 2.27x on seed 2.
   config.tracking.landmark_regions = 8
   config.tracking.points = 0  # Target points per kind the solve uses (0: all).
   # The coefficient-magnitude weight of a tracked frame's own solve (the batch fit's is

@@ -11,6 +11,7 @@ import pytest
 
 from aim_jax.data import synthetic
 from aim_jax.fitting import basis as basis_lib
+from aim_jax.fitting import camera as camera_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.fitting import tracking
@@ -102,6 +103,48 @@ def test_projected_solve_minimises_the_regularised_objective(oracle):
   assert float(cost) <= float(lm_cost) * 1.001
   moved, _ = tracking.solve_frame_linear(start.at[n:].set(0.3), tb, targets, lm)
   assert float(jnp.abs(moved - solved).max()) > 1e-3
+
+
+@pytest.mark.parametrize('head_pose', [False, True])
+def test_structured_normal_equations_are_the_residuals_gauss_newton(oracle, head_pose):
+  """`solve_frame`'s Gauss-Newton system (built from the design and per-point offset
+  Jacobians) equals J'J and J'r of the frame's residual vector differentiated by every unknown,
+  for landmarks on barycentric points and markers together, with robust weights, both
+  regularisers and (optionally) a head pose."""
+  actor, basis = oracle
+  config = _config()
+  config.model.head_pose = head_pose
+  spec = fit_lib.fit_spec(config, basis.num_coefficients)
+  tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64, 3)
+  rng = np.random.default_rng(2)
+  n = spec.transform_outputs
+  u = jnp.asarray(rng.normal(0.0, 0.05, n + 3 * spec.num_coefficients + spec.rank), jnp.float32)
+  previous = u + 0.02
+  faces = rng.integers(0, len(actor.faces), 40)
+  points = targets_lib.at_barycentric(actor.faces, faces, rng.uniform(0.1, 1.0, (40, 3)))
+  camera = camera_lib.look_at((0.0, 0.0, 600.0), (0.0, 0.0, 0.0))
+  x = np.asarray(tracking.frame_points(tb, u, spec, jnp.arange(basis.num_vertices)))
+  pixels = np.asarray(camera_lib.project(camera, jnp.asarray(x[actor.faces[faces]].mean(1))))
+  markers = targets_lib.make_target_set(
+      'markers', targets_lib.at_vertices(np.arange(0, actor.num_vertices, 7)),
+      x[None, ::7] + rng.normal(0.0, 0.3, (1, len(x[::7]), 3)))
+  targets = {'landmarks': targets_lib.make_target_set(
+      'landmarks', points, pixels[None] + rng.normal(0.0, 2.0, (1, 40, 2)), camera=camera),
+      'markers': markers}
+  weights = tuple((t, {'coefficients': 1e-2, 'temporal': 3e-2}.get(t, 1.0))
+                  for t in fit_lib.TERMS)
+  settings = tracking.SolverSettings(spec=spec, weights=weights, robust='huber',
+                                     robust_scale=0.5)
+  robust_w = tracking._robust_weights(u, tb, targets, settings)
+  normal, gradient = tracking._normal_equations(
+      u, tb, targets, previous, settings, robust_w, tracking.frame_designs(tb, targets),
+      tracking._coefficient_gram(tb))
+  residual = lambda z: tracking._residuals(z, tb, targets, previous, settings, robust_w)
+  jacobian = jax.jacfwd(residual)(u)
+  scale = float(jnp.abs(jacobian.T @ jacobian).max())
+  np.testing.assert_allclose(normal, jacobian.T @ jacobian, atol=2e-4 * scale)
+  np.testing.assert_allclose(gradient, jacobian.T @ residual(u),
+                             atol=2e-4 * float(jnp.abs(jacobian.T @ residual(u)).max()))
 
 
 def test_tracking_settings_take_their_own_coefficient_weight_and_region_count(oracle):

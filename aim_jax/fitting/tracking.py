@@ -25,7 +25,8 @@ pose (x is linear in the coefficients and affine in the jaw's rotation and trans
 coefficients are eliminated in closed form: what is left is a 12-number quadratic in the jaw,
 set up once while the visibility holds, and a frame costs one pass over its observed values;
 Levenberg-Marquardt runs on the jaw's nine raw numbers against that quadratic), and
-`solve_frame` (Levenberg-Marquardt on all of u) for landmarks and head poses.
+`solve_frame` (Levenberg-Marquardt on all of u) for landmarks and head poses, its
+Gauss-Newton system built from the same linear structure (`_normal_equations`).
 """
 
 from __future__ import annotations
@@ -219,19 +220,92 @@ def _robust_weights(u, tb, targets, settings: SolverSettings):
   return out
 
 
+def _target_points(tb: TrackingBasis, raw: jnp.ndarray, offsets: jnp.ndarray,
+                   spec: model_lib.FitSpec, target: TargetSet) -> jnp.ndarray:
+  """(M, 3) mm the frame at the target's surface points from F_T's raw outputs and the
+  points' offsets (M, 3) mm (`_design` @ c): the jaw-skinned neutral plus the offsets, moved
+  by the head pose when the model has one (`frame_points`, interpolated)."""
+  x = _skinned(tb, raw, spec, target) + offsets
+  frame = model_lib.decode_transforms(raw, spec)
+  if 'head_rotation' in frame:
+    x = geometry.rigid_about_pivot(x, frame['head_rotation'], frame['head_translation'],
+                                   tb.pivot)
+  return x
+
+
+def _point_residuals(tb, raw, offsets, spec, target: TargetSet):
+  """`_data_residuals` from the raw transform outputs and the offsets at the target's points."""
+  x = _target_points(tb, raw, offsets, spec, target)
+  values, = target.values
+  if target.kind != 'landmarks':
+    return x - values, jnp.ones(x.shape[0], x.dtype)
+  return objectives.pixel_residuals(x, target.camera, values)
+
+
+def _normal_equations(u, tb, targets, previous, settings: SolverSettings, robust_w, designs,
+                      gram):
+  """The Gauss-Newton system of the frame's objective (`_residuals`) at u: (J'J (N, N), J'r
+  (N,)), N the unknowns, built from its structure instead of differentiating
+  every residual by every unknown: a point's residual depends on the coefficient unknowns c
+  only through its own offset, design @ c (`_design`), so its Jacobian in c is its (D, 3)
+  Jacobian in its offset (three forward-mode directions for all points at once) times its
+  design rows; the raw transform outputs (9 or 18) are differentiated directly; the
+  regularisers are the quadratic form `gram` (`_coefficient_gram`) in c. A landmark frame's
+  cost is then points x D x N^2 for J'J, not points x D x N forward passes of the model."""
+  weights, spec = dict(settings.weights), settings.spec
+  n = spec.transform_outputs
+  raw, c = u[:n], u[n:]
+  normal = jnp.zeros((u.shape[0], u.shape[0]), u.dtype)
+  gradient = jnp.zeros(u.shape[0], u.dtype)
+  for kind in sorted(targets):
+    target, design = targets[kind], designs[kind]
+    offsets = design @ c
+
+    def residual(raw, shift, target=target, offsets=offsets):
+      return _point_residuals(tb, raw, offsets + shift, spec, target)[0]
+
+    shift = jnp.zeros(3, u.dtype)
+    r, mm = _point_residuals(tb, raw, offsets, spec, target)
+    by_raw, by_offset = jax.jacfwd(residual, argnums=(0, 1))(raw, shift)  # (M,D,n), (M,D,3)
+    jacobian = jnp.concatenate([by_raw, jnp.einsum('mke,mec->mkc', by_offset, design)], -1)
+    visible, = target.visible
+    rows = (weights[kind] / jnp.maximum(jnp.sum(visible), 1.0) * visible * robust_w[kind]
+            * mm ** 2)
+    normal = normal + jnp.einsum('mki,m,mkj->ij', jacobian, rows, jacobian)
+    gradient = gradient + jnp.einsum('mki,m,mk->i', jacobian, rows, r)
+  # Coefficient magnitude and temporal terms: (w(c) and w(c) - w(c_prev)) mean squares.
+  normal = normal.at[n:, n:].add((weights['coefficients'] + weights['temporal']) * gram)
+  gradient = gradient.at[n:].add(weights['coefficients'] * gram @ c
+                                 + weights['temporal'] * gram @ (c - previous[n:]))
+  temporal = weights['temporal'] / n
+  normal = normal.at[:n, :n].add(temporal * jnp.eye(n, dtype=u.dtype))
+  return normal, gradient.at[:n].add(temporal * (raw - previous[:n]))
+
+
+def frame_designs(tb: TrackingBasis, targets: Dict[str, TargetSet]) -> Dict[str, jnp.ndarray]:
+  """{kind: (M, 3, C)} `_design` of every target kind: what `solve_frame` reuses across frames
+  with the same target points (it does not depend on the values or their visibility)."""
+  return {kind: _design(tb, targets[kind]) for kind in sorted(targets)}
+
+
 @functools.partial(jax.jit, static_argnames=('settings',))
 def solve_frame(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet],
-                settings: SolverSettings):
-  """One frame's unknowns by Levenberg-Marquardt, from the previous frame's `u`.
+                settings: SolverSettings, designs: Optional[Dict] = None):
+  """One frame's unknowns by Levenberg-Marquardt on every unknown, from the previous frame's
+  `u`, with the Gauss-Newton system built from the frame's structure (`_normal_equations`).
 
   Args:
     u: the previous frame's unknowns (`unknowns_of`, `split_unknowns`): the start and the
       temporal term's reference.
     targets: {kind: TargetSet} of this one frame (values (1, M, D)).
+    designs: `frame_designs` of the targets (formed here when not given).
   Returns:
     (u, the objective at it).
   """
   previous = u
+  if designs is None:
+    designs = frame_designs(tb, targets)
+  gram = _coefficient_gram(tb)
 
   def cost(z, robust_w):
     r = _residuals(z, tb, targets, previous, settings, robust_w)
@@ -240,14 +314,11 @@ def solve_frame(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, TargetSet]
   def iteration(_, carry):
     z, damping = carry
     robust_w = _robust_weights(z, tb, targets, settings)
-    residual = functools.partial(_residuals, tb=tb, targets=targets, previous=previous,
-                                 settings=settings, robust_w=robust_w)
-    r = residual(z)
-    jacobian = jax.jacfwd(residual)(z)
-    gram = jacobian.T @ jacobian
-    diagonal = jnp.diag(gram) + 1e-9
-    step = jnp.linalg.solve(gram + damping * jnp.diag(diagonal), -(jacobian.T @ r))
-    better = cost(z + step, robust_w) < jnp.sum(r * r)
+    normal, gradient = _normal_equations(z, tb, targets, previous, settings, robust_w,
+                                         designs, gram)
+    diagonal = jnp.diag(normal) + 1e-9
+    step = jnp.linalg.solve(normal + damping * jnp.diag(diagonal), -gradient)
+    better = cost(z + step, robust_w) < cost(z, robust_w)
     z = jnp.where(better, z + step, z)
     damping = jnp.where(better, damping * 0.3, damping * 10.0)
     return z, damping
@@ -489,9 +560,9 @@ def check_settings(config: ml_collections.ConfigDict):
 
 def region_count(config: ml_collections.ConfigDict, targets) -> int:
   """The tracked frames' smooth regions: `tracking.dense_regions` when dense targets are
-  tracked, `tracking.landmark_regions` for 2D landmarks alone (their Levenberg-Marquardt solve
-  grows with the square of the unknowns), else `tracking.regions` (sparse targets cannot pin
-  down as many as dense ones)."""
+  tracked, `tracking.landmark_regions` for 2D landmarks alone (one camera's landmarks pin down
+  fewer than 3D markers do, and their Levenberg-Marquardt solve grows with the square of the
+  unknowns), else `tracking.regions` (sparse targets cannot pin down as many as dense ones)."""
   if 'dense' in targets:
     return int(config.tracking.dense_regions)
   if set(targets) == {'landmarks'}:
@@ -543,6 +614,7 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
   # 3D targets without a head pose: variable projection (`solve_frame_linear`); else LM.
   linear = 'landmarks' not in targets and not spec.head_pose
   cache = {}  # The linear solve's setup, while the points' visibility stays the same.
+  designs = None if linear else frame_designs(tb, solved)  # Fixed by the target points.
   frames_of = {k: np.asarray(t.values) for k, t in solved.items()}
   visible_of = {k: np.asarray(t.visible) for k, t in solved.items()}
 
@@ -551,7 +623,7 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
                                   visible=jnp.asarray(visible_of[k][j:j + 1]))
                      for k, t in solved.items()}
     if not linear:
-      return solve_frame(u, tb, frame_targets, settings)[0].block_until_ready()
+      return solve_frame(u, tb, frame_targets, settings, designs)[0].block_until_ready()
     visible = tuple(visible_of[k][j].tobytes() for k in sorted(solved))
     if settings.robust != 'none' or cache.get('visible') != visible:
       cache.update(visible=visible, setup=linear_setup(u, tb, frame_targets, settings))
