@@ -36,4 +36,7 @@ def get_config():
   # 1.75 / 1.37x.
   config.tracking.coefficients = 0.1
   config.tracking.damping = 1e-3  # Initial damping, relative to the Gauss-Newton diagonal.
+  # With loss.robust and 3D targets: least-squares solves on pseudo-observations after the plain
+  # one (`tracking.solve_frame_linear`); each is two passes over the points' design.
+  config.tracking.robust_iterations = 3
   return config

@@ -1,6 +1,7 @@
 """Live tracking (aim_jax/fitting/tracking.py, aim_jax/runs/track.py): the per-frame solve on
 known answers, and a tracked sequence end to end on a small synthetic actor."""
 
+import dataclasses
 import json
 import os
 
@@ -103,6 +104,45 @@ def test_projected_solve_minimises_the_regularised_objective(oracle):
   assert float(cost) <= float(lm_cost) * 1.001
   moved, _ = tracking.solve_frame_linear(start.at[n:].set(0.3), tb, targets, lm)
   assert float(jnp.abs(moved - solved).max()) > 1e-3
+
+
+def test_robust_linear_solve_is_the_m_estimate(oracle):
+  """With 5 % of the points 8 mm off, the closed-form solve with a Huber penalty (least squares
+  on pseudo-observations, one factorisation) lands where Levenberg-Marquardt with IRLS weights
+  on every unknown lands, and the outliers move it far less than without the penalty."""
+  actor, basis = oracle
+  spec = fit_lib.fit_spec(_config(), basis.num_coefficients)
+  tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64, 2)
+  n = spec.transform_outputs
+  truth = np.zeros(n + 2 * spec.num_coefficients + spec.rank, np.float32)
+  truth[:9] = [0.0, 0.1, 0.0, 0.0, 0.0, -0.08, 0.0, -0.05, 0.02]
+  truth[n:n + 4] = [0.5, -0.2, 0.3, 0.1]
+  ids = jnp.arange(basis.num_vertices)
+  frame = np.asarray(tracking.frame_points(tb, jnp.asarray(truth), spec, ids))
+  rng = np.random.default_rng(3)
+  observed = frame + rng.normal(0.0, 0.05, frame.shape)
+  outliers = rng.choice(len(frame), len(frame) // 20, replace=False)
+  direction = rng.normal(size=(len(outliers), 3))
+  observed[outliers] += 8.0 * direction / np.linalg.norm(direction, axis=1, keepdims=True)
+  targets = {'dense': targets_lib.dense_targets(observed[None].astype(np.float32))}
+  weights = tuple((t, {'coefficients': 1e-3, 'temporal': 1e-3}.get(t, 1.0))
+                  for t in fit_lib.TERMS)
+  start = jnp.zeros_like(jnp.asarray(truth))
+  inliers = np.setdiff1d(np.arange(len(frame)), outliers)
+
+  def error(u):
+    return float(np.abs(np.asarray(tracking.frame_points(tb, u, spec, ids)) - frame)[
+        inliers].mean())
+
+  plain = tracking.SolverSettings(spec=spec, weights=weights, iterations=30, damping=1e-6)
+  robust = dataclasses.replace(plain, robust='huber', robust_scale=0.2, robust_iterations=30)
+  closed_form, _ = tracking.solve_frame_linear(start, tb, targets, robust)
+  lm, _ = tracking.solve_frame(start, tb, targets, robust)
+  squares, _ = tracking.solve_frame_linear(start, tb, targets, plain)
+  assert error(closed_form) < 0.3 * error(squares)
+  assert abs(error(closed_form) - error(lm)) < 0.1 * error(lm)
+  gap = tracking.frame_points(tb, closed_form, spec, ids) - tracking.frame_points(tb, lm, spec, ids)
+  assert float(jnp.abs(gap).mean()) < 0.2 * error(squares)
 
 
 @pytest.mark.parametrize('head_pose', [False, True])
@@ -253,7 +293,8 @@ def test_track_command_writes_npz_and_report(tmp_path):
     ('points', -1, 'tracking.points must be >= 0'),
     ('coefficients', -0.1, 'tracking.coefficients must be >= 0'),
     ('coefficients', float('nan'), 'tracking.coefficients must be >= 0'),
-    ('damping', 0.0, 'tracking.damping must be > 0')])
+    ('damping', 0.0, 'tracking.damping must be > 0'),
+    ('robust_iterations', 0, 'tracking.robust_iterations must be >= 1')])
 def test_bad_tracking_settings_are_refused_before_anything_is_written(tmp_path, key, value,
                                                                        problem):
   config = _config()
