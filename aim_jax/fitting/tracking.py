@@ -519,7 +519,9 @@ def solve_frame_linear(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, Tar
       return solve(pseudo)
 
     u = jax.lax.fori_loop(0, settings.robust_iterations, reweighted, u)
-  robust_w = _robust_weights(u, tb, targets, settings)
+    robust_w = _robust_weights(u, tb, targets, settings)
+  else:
+    robust_w = {k: jnp.ones_like(r) for k, r in rows.items()}
   return u, jnp.sum(_residuals(u, tb, targets, previous, settings, robust_w) ** 2)
 
 
