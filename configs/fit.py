@@ -83,6 +83,10 @@ def get_config():
   config.loss.coefficient_shrink = 0.3
   config.loss.field_kinds = 'markers'
   config.loss.field_points = 128
+  # The marker count the two weights above are for: with M markers they are scaled by this
+  # over M (`methods.field_weight_scale`; 0 keeps them as they are). ICT identities 0 and 41 at
+  # 30 markers: AIM / GBS 0.97 -> 0.95x and 1.05 -> 0.99x (README).
+  config.loss.field_reference_markers = 150
   # Ties F_T's jaw to the frame's blend of the learning shapes' jaws by its GBS coefficients
   # (ours, mm^2 of mandible motion; `fitting/jaw_prior.py`), when every target kind is in
   # `jaw_kinds`; 0 leaves the jaw free, as in the paper. Chosen on ICT identity 0 (150

@@ -84,7 +84,14 @@ def test_aim_settings_depend_on_the_targets(actor):
   with_dense = methods.config_for_targets(config, {**dense, **sparse})
   assert with_dense.loss.coefficient_smooth == 0.0 and with_dense.model.w0 == config.model.w0
   only_sparse = methods.config_for_targets(config, sparse)
-  assert only_sparse.loss.coefficient_smooth == 5.0 and only_sparse.model.w0 == 1.5
+  assert only_sparse.model.w0 == 1.5
+  # The field weights are those of loss.field_reference_markers markers, scaled to the 10 given.
+  config.loss.field_reference_markers = 30
+  only_sparse = methods.config_for_targets(config, sparse)
+  assert only_sparse.loss.coefficient_smooth == pytest.approx(15.0)
+  assert only_sparse.loss.coefficient_shrink == pytest.approx(3 * config.loss.coefficient_shrink)
+  config.loss.field_reference_markers = 0
+  assert methods.config_for_targets(config, sparse).loss.coefficient_smooth == 5.0
   assert config.model.w0 != 1.5  # The caller's config is left alone.
   camera = synthetic_targets.frontal_camera(actor.neutral)
   landmarks = {'landmarks': synthetic_targets.landmarks(

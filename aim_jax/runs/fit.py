@@ -98,6 +98,9 @@ def check_config(config: ml_collections.ConfigDict):
   for name in ('markers_mm', 'landmarks_px'):
     if not float(config.noise[name]) >= 0:
       raise ValueError(f'noise.{name} must be >= 0, got {config.noise[name]}')
+  if not float(config.loss.get('field_reference_markers', 0)) >= 0:
+    raise ValueError('loss.field_reference_markers must be >= 0 (0: weights as given), got '
+                     f'{config.loss.field_reference_markers}')
 
 
 def check_usd(usd_fps: Optional[float]):

@@ -330,6 +330,7 @@ def test_cli_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     ({'train.spike_clip': -3.0}, 'train.spike_clip must be 0'),
     ({'train.spike_clip': 0.5}, 'train.spike_clip must be 0'),
     ({'noise.markers_mm': -0.3}, 'noise.markers_mm must be'),
+    ({'loss.field_reference_markers': -150}, 'loss.field_reference_markers must be'),
 ])
 def test_bad_fit_settings_are_refused_before_loading(tmp_path, overrides, message):
   with pytest.raises(ValueError, match=message):
