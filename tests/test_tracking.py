@@ -80,19 +80,25 @@ def test_coefficient_gram_is_the_regularisers_mean_square(oracle):
       mean_square, rel=1e-4)
 
 
-def test_projected_solve_minimises_the_regularised_objective(oracle):
-  """With the magnitude and temporal terms on, noisy targets and the jaw moved, the closed-form
-  variable projection reaches at least the objective that Levenberg-Marquardt on every unknown
-  reaches, and a different previous frame changes the answer (the temporal term acts)."""
-  actor, basis = oracle
+def _moved_jaw_frame(basis):
+  """(spec, tracking basis with 2 regions, unknowns with the jaw moved and a few coefficients
+  set, the frame (V, 3) mm they give) of random calibrated networks."""
   spec = fit_lib.fit_spec(_config(), basis.num_coefficients)
   tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64, 2)
   n = spec.transform_outputs
   truth = np.zeros(n + 2 * spec.num_coefficients + spec.rank, np.float32)
   truth[:9] = [0.0, 0.1, 0.0, 0.0, 0.0, -0.08, 0.0, -0.05, 0.02]
   truth[n:n + 4] = [0.5, -0.2, 0.3, 0.1]
-  frame = np.asarray(tracking.frame_points(tb, jnp.asarray(truth), spec,
-                                           jnp.arange(basis.num_vertices)))
+  frame = tracking.frame_points(tb, jnp.asarray(truth), spec, jnp.arange(basis.num_vertices))
+  return spec, tb, truth, np.asarray(frame)
+
+
+def test_projected_solve_minimises_the_regularised_objective(oracle):
+  """With the magnitude and temporal terms on, noisy targets and the jaw moved, the closed-form
+  variable projection reaches at least the objective that Levenberg-Marquardt on every unknown
+  reaches, and a different previous frame changes the answer (the temporal term acts)."""
+  spec, tb, truth, frame = _moved_jaw_frame(oracle[1])
+  n = spec.transform_outputs
   frame = frame + np.random.default_rng(1).normal(0.0, 0.05, frame.shape).astype(np.float32)
   targets = {'dense': targets_lib.dense_targets(frame[None])}
   weights = tuple((t, {'coefficients': 1e-2, 'temporal': 1e-2}.get(t, 1.0))
@@ -110,15 +116,8 @@ def test_robust_linear_solve_is_the_m_estimate(oracle):
   """With 5 % of the points 8 mm off, the closed-form solve with a Huber penalty (least squares
   on pseudo-observations, one factorisation) lands where Levenberg-Marquardt with IRLS weights
   on every unknown lands, and the outliers move it far less than without the penalty."""
-  actor, basis = oracle
-  spec = fit_lib.fit_spec(_config(), basis.num_coefficients)
-  tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64, 2)
-  n = spec.transform_outputs
-  truth = np.zeros(n + 2 * spec.num_coefficients + spec.rank, np.float32)
-  truth[:9] = [0.0, 0.1, 0.0, 0.0, 0.0, -0.08, 0.0, -0.05, 0.02]
-  truth[n:n + 4] = [0.5, -0.2, 0.3, 0.1]
-  ids = jnp.arange(basis.num_vertices)
-  frame = np.asarray(tracking.frame_points(tb, jnp.asarray(truth), spec, ids))
+  spec, tb, truth, frame = _moved_jaw_frame(oracle[1])
+  ids = jnp.arange(oracle[1].num_vertices)
   rng = np.random.default_rng(3)
   observed = frame + rng.normal(0.0, 0.05, frame.shape)
   outliers = rng.choice(len(frame), len(frame) // 20, replace=False)

@@ -186,7 +186,11 @@ def _data_residuals(tb, u, spec, target: TargetSet):
   the point's depth over the focal length for landmarks: `objectives.pixel_residuals`)."""
   k = target.points.vertices.shape[1]
   x = frame_points(tb, u, spec, target.points.vertices.reshape(-1))
-  x = interpolate(target.points, x.reshape(-1, k, 3))
+  return _residuals_at(interpolate(target.points, x.reshape(-1, k, 3)), target)
+
+
+def _residuals_at(x: jnp.ndarray, target: TargetSet):
+  """`_data_residuals` of the frame's points x (M, 3) mm at the target's surface points."""
   values, = target.values
   if target.kind != 'landmarks':
     return x - values, jnp.ones(x.shape[0], x.dtype)
@@ -237,11 +241,7 @@ def _target_points(tb: TrackingBasis, raw: jnp.ndarray, offsets: jnp.ndarray,
 
 def _point_residuals(tb, raw, offsets, spec, target: TargetSet):
   """`_data_residuals` from the raw transform outputs and the offsets at the target's points."""
-  x = _target_points(tb, raw, offsets, spec, target)
-  values, = target.values
-  if target.kind != 'landmarks':
-    return x - values, jnp.ones(x.shape[0], x.dtype)
-  return objectives.pixel_residuals(x, target.camera, values)
+  return _residuals_at(_target_points(tb, raw, offsets, spec, target), target)
 
 
 def _normal_equations(u, tb, targets, previous, settings: SolverSettings, robust_w, designs,
@@ -412,7 +412,7 @@ def linear_setup(tb: TrackingBasis, targets: Dict[str, TargetSet],
   change with the jaw once the coefficients follow it) and the 12 x 12 Q = D' D + E' Rg E.
   """
   weights = dict(settings.weights)
-  designs = {kind: _design(tb, targets[kind]) for kind in sorted(targets)}
+  designs = frame_designs(tb, targets)
   rows = _row_weights(targets, settings)
   skin = {kind: _skin_map(tb, targets[kind]) for kind in sorted(targets)}
   gram = _coefficient_gram(tb)
@@ -511,7 +511,7 @@ def solve_frame_linear(u: jnp.ndarray, tb: TrackingBasis, targets: Dict[str, Tar
     def reweighted(_, z):
       pseudo = {}
       for k in designs:
-        x = _skinned(tb, z[:n], spec, targets[k]) + designs[k] @ z[n:]
+        x = _target_points(tb, z[:n], designs[k] @ z[n:], spec, targets[k])
         residual = values[k] - x
         robust = _robust_weight(jnp.sum(residual ** 2, axis=-1), settings.robust,
                                 settings.robust_scale)
