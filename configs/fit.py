@@ -122,6 +122,17 @@ def get_config():
   # terms stay off).
   config.cv.landmark_field_folds = 3
 
+  # Each chunk's batch fit finished frame by frame in closed form (`fitting/refinement.py`):
+  # `regions` smooth template regions' coefficients per frame, pulled toward the frame's batch
+  # solution at the pull of `pulls` with the least error at `held_out` of the points, hidden in
+  # `choice_frames` frames. AIM (separable F_W) with dense targets; 0 regions: off.
+  # `configs/fit_fast.py` turns it on after a shorter batch fit (README, "Fitting speed").
+  config.refine = ml_collections.ConfigDict()
+  config.refine.regions = 0
+  config.refine.pulls = '10,1,0.1,0.01,0.001'
+  config.refine.held_out = 0.1
+  config.refine.choice_frames = 8
+
   config.gbs = ml_collections.ConfigDict()
   config.gbs.ridge = 1e-4
   config.gbs.iterations = 10

@@ -430,9 +430,13 @@ def fit_sequence_chunks(config: ml_collections.ConfigDict, spec: model_lib.FitSp
                         basis: ModelBasis, targets: Dict[str, TargetSet], workdir: str,
                         log: Optional[Callable[[str], None]] = print,
                         topology: Optional[mesh_topology.Topology] = None,
-                        jaw: Optional[jaw_prior.JawModel] = None) -> chunks_lib.Chunks:
+                        jaw: Optional[jaw_prior.JawModel] = None,
+                        finish: Optional[Callable[[Dict, Dict], Dict]] = None
+                        ) -> chunks_lib.Chunks:
   """Fits a whole sequence chunk by chunk in `workdir`; returns the chunks' `evaluate_frames`
   results as files (workdir/chunk_XXX/result.npz), holding one chunk in memory at a time.
+  With `finish`, a chunk's results are finish(params, chunk targets) instead (the
+  frame-by-frame refinement, `refinement.refine_frames`).
 
   `topology` (the template mesh's neighbours) is needed when a coefficient-field term
   (`loss.coefficient_smooth`, `loss.coefficient_shrink`) is weighted; `jaw` (the model's
@@ -459,7 +463,8 @@ def fit_sequence_chunks(config: ml_collections.ConfigDict, spec: model_lib.FitSp
     params, _ = fit_frames(config, spec, source, chunk_targets, workdir=chunk_dir, log=log,
                            networks=networks)
     networks = {k: v for k, v in params.items() if k not in ('codes',)}
-    result = evaluate_frames(params, spec, basis)
+    result = (finish(params, chunk_targets) if finish else
+              evaluate_frames(params, spec, basis))
     if 'camera' in params:
       result['camera_rot6d'] = np.asarray(params['camera']['rot6d'])[None]
       result['camera_translation'] = np.asarray(params['camera']['translation'])[None]

@@ -9,6 +9,7 @@ a chunk at a time (`evaluate_chunks`), with the numbers of the in-memory path.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable, Dict, Optional
 
@@ -19,7 +20,7 @@ from aim_jax import distributed, files
 from aim_jax import eval as eval_lib
 from aim_jax.data import synthetic_performance
 from aim_jax.data.actor import Actor
-from aim_jax.fitting import baselines, cross_validation, synthetic_targets
+from aim_jax.fitting import baselines, cross_validation, refinement, synthetic_targets
 from aim_jax.fitting import chunks as chunks_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import targets as targets_lib
@@ -103,8 +104,10 @@ def fit_method_chunks(method: str, config, model: FitModel, targets, workdir: st
   folder = os.path.join(workdir, method)
   if method != 'gbs':
     config, spec = _aim_settings(method, config, model, targets)
+    finish = (functools.partial(refinement.refine_frames, config, spec, model.basis, log=log)
+              if refinement.applies(config, spec, targets) else None)
     return fit_lib.fit_sequence_chunks(config, spec, model.basis, targets, folder, log=log,
-                                       topology=model.topology, jaw=model.jaw)
+                                       topology=model.topology, jaw=model.jaw, finish=finish)
   ranges = _ranges(config, targets)
   if distributed.is_primary():  # GBS takes milliseconds: process 0 alone solves and writes it.
     for index, (start, stop) in enumerate(ranges):

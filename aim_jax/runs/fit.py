@@ -40,7 +40,7 @@ from aim_jax.fitting import chunks as chunks_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import io as fit_io
 from aim_jax.fitting import methods as methods_lib
-from aim_jax.fitting import plausibility
+from aim_jax.fitting import plausibility, refinement
 from aim_jax.fitting.basis import FitModel
 from aim_jax.runs import identity as identity_lib
 from aim_jax.runs import reporting
@@ -98,6 +98,7 @@ def check_config(config: ml_collections.ConfigDict):
   for name in ('markers_mm', 'landmarks_px'):
     if not float(config.noise[name]) >= 0:
       raise ValueError(f'noise.{name} must be >= 0, got {config.noise[name]}')
+  refinement.check_settings(config)
   if not float(config.loss.get('field_reference_markers', 0)) >= 0:
     raise ValueError('loss.field_reference_markers must be >= 0 (0: weights as given), got '
                      f'{config.loss.field_reference_markers}')
