@@ -11,6 +11,10 @@ Measures, in one run on one machine (`--sections` picks the parts):
 3. steps: step time of the cached path (AIM fields evaluated once per actor) against the
    uncached path (the five AIM SIRENs re-run at the sampled points every step), alternating.
 4. scaling: the step time against the number of frames and of vertices.
+5. fast: `configs/fit_fast.py` (a short batch fit, then every frame refined in closed form,
+   `fitting/refinement.py`) on the dense targets, noise-free and with `--noise_mm` of Gaussian
+   noise, against the default-length fit of `configs/fit.py` on the same targets: error and
+   wall time per frame, every compilation included (a first run in a fresh process).
 
   python benchmarks/fit_sequence.py --model_dir=workdirs/demo
 
@@ -34,10 +38,11 @@ from aim_jax import model_dir
 from aim_jax.data import synthetic, synthetic_performance
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import fit as fit_lib
-from aim_jax.fitting import methods
+from aim_jax.fitting import methods, refinement
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.models import aim
 from configs import fit as fit_config
+from configs import fit_fast as fit_fast_config
 
 _MODEL_DIR = flags.DEFINE_string('model_dir', 'workdirs/demo', 'A learn_model.py workdir '
                                  '(learned on the synthetic actor).')
@@ -52,17 +57,24 @@ _REFERENCE_STEPS = flags.DEFINE_integer('reference_steps', 600,
                                         "Steps of the paper's per_point F_W (slow on CPU).")
 _EVAL_EVERY = flags.DEFINE_integer('eval_every', 250, 'Steps between error evaluations.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds for step timings.')
+_NOISE_MM = flags.DEFINE_float('noise_mm', 0.2, 'Gaussian noise per axis (mm) of the fast '
+                                'section\'s noisy dense targets.')
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/fit_sequence.json', 'Result file.')
 
 
-def fitting_problem(model, kind):
+def fitting_problem(model, kind, config=None, noise_mm=0.0):
   """(config, targets, source, truth frames) of AIM on the held-out sequence, as
-  `fit_sequence.py --targets=synthetic --config.synthetic.kind=<kind>` sets them up."""
-  config = fit_config.get_config()
+  `fit_sequence.py --targets=synthetic --config.synthetic.kind=<kind>` sets them up (with
+  `noise_mm` of Gaussian noise per axis on the targets, seeded)."""
+  config = config or fit_config.get_config()
   config.synthetic.kind = kind
   if _STEPS.value:
     config.train.num_steps = _STEPS.value
   targets, truth = methods.synthetic_sequence_targets(config, model.actor)
+  if noise_mm:
+    t = targets[kind]
+    noise = np.random.default_rng(5).normal(0.0, noise_mm, t.values.shape)
+    targets = {kind: t.replace(values=jnp.asarray(np.asarray(t.values) + noise, jnp.float32))}
   config = methods.config_for_targets(config, targets)
   source = fit_lib.fit_source(model.basis, model.topology, model.jaw, config, targets)
   return config, targets, source, np.asarray(truth['frames'])
@@ -94,6 +106,40 @@ def convergence(config, basis, source, targets, truth, variant, num_steps, eval_
     curve.append((done + min(eval_every, num_steps - done), fit_s, error))
     print(f'  {variant}: step {curve[-1][0]}  {fit_s:.1f} s  {error:.4f} mm', flush=True)
   return curve, compile_s
+
+
+def fit_wall(model, config, targets, source, truth):
+  """(error mm, wall seconds per frame) of `methods`' AIM fit of a chunk as `fit_sequence.py`
+  runs it (the batch fit, then `refinement.refine_frames` when the config asks for it), every
+  compilation included; plus the refinement's chosen pull (None without)."""
+  spec = fit_lib.fit_spec(config, model.basis.num_coefficients)
+  start = time.perf_counter()
+  params, _ = fit_lib.fit_frames(config, spec, source, targets, log=None)
+  if refinement.applies(config, spec, targets):
+    out = refinement.refine_frames(config, spec, model.basis, params, targets, log=print)
+  else:
+    out = fit_lib.evaluate_frames(params, spec, model.basis)
+  seconds = time.perf_counter() - start
+  pull = float(out['refine_pull'][0]) if 'refine_pull' in out else None
+  return (float(eval_lib.vertex_errors(out['frames'], truth).mean()), seconds / truth.shape[0],
+          pull)
+
+
+def fast_fitting(model):
+  """`configs/fit_fast.py` against `configs/fit.py` on the dense targets, noise-free and noisy."""
+  out = {'noise_mm': _NOISE_MM.value}
+  for name, noise in (('clean', 0.0), ('noisy', _NOISE_MM.value)):
+    row = {}
+    for preset, get_config in (('fast', fit_fast_config.get_config),
+                               ('default', fit_config.get_config)):
+      config, targets, source, truth = fitting_problem(model, 'dense', get_config(), noise)
+      error, per_frame, pull = fit_wall(model, config, targets, source, truth)
+      row[preset] = {'error_mm': error, 'seconds_per_frame': per_frame, 'pull': pull,
+                     'steps': int(config.train.num_steps),
+                     'regions': int(config.refine.regions)}
+      print(f'  {name} {preset}: {error:.4f} mm, {per_frame:.3f} s/frame', flush=True)
+    out[name] = row
+  return out
 
 
 def time_to_reach(curve, threshold):
@@ -150,7 +196,7 @@ def main(argv):
 
   if 'convergence' in sections:
     print('1. convergence (100 frames)')
-    results['convergence'] = {}
+    results.setdefault('convergence', {})
     for kind in _KINDS.value:
       config, targets, source, truth = fitting_problem(model, kind)
       results['convergence'][kind] = kind_convergence(config, model.basis, source, targets,
@@ -159,6 +205,10 @@ def main(argv):
       gbs = methods.fit_method('gbs', config, model, targets, '/tmp', log=None)['frames']
       results['convergence'][kind]['gbs_error_mm'] = float(
           eval_lib.vertex_errors(gbs, truth).mean())
+
+  if 'fast' in sections:
+    print('5. configs/fit_fast.py against configs/fit.py (dense targets)')
+    results['fast'] = fast_fitting(model)
 
   if not sections & {'reference', 'steps', 'scaling'}:
     return write_results(results)
@@ -250,6 +300,15 @@ def print_tables(results):
           f'variant at the same time: {p["default_error_at_same_time_mm"]}')
   if 'step_ms' in results:
     print(f'step ms: {results["step_ms"]}')
+  if 'fast' in results:
+    f = results['fast']
+    print('| dense targets | fit_fast.py: mm, s/frame (pull) | fit.py: mm, s/frame |')
+    print('|---|---|---|')
+    for name in ('clean', 'noisy'):
+      a, b = f[name]['fast'], f[name]['default']
+      label = 'noise-free' if name == 'clean' else f'{f["noise_mm"]:g} mm noise'
+      print(f'| {label} | {a["error_mm"]:.4f}, {a["seconds_per_frame"]:.3f} ({a["pull"]:g}) | '
+            f'{b["error_mm"]:.4f}, {b["seconds_per_frame"]:.3f} |')
 
 
 if __name__ == '__main__':
