@@ -11,10 +11,12 @@ Measures, in one run on one machine (`--sections` picks the parts):
 3. steps: step time of the cached path (AIM fields evaluated once per actor) against the
    uncached path (the five AIM SIRENs re-run at the sampled points every step), alternating.
 4. scaling: the step time against the number of frames and of vertices.
-5. fast: `configs/fit_fast.py` (a short batch fit, then every frame refined in closed form,
-   `fitting/refinement.py`) on the dense targets, noise-free and with `--noise_mm` of Gaussian
-   noise, against the default-length fit of `configs/fit.py` on the same targets: error and
-   wall time per frame, every compilation included (a first run in a fresh process).
+5. fast: `configs/fit_fast.py` (dense: a short batch fit, then every frame refined in closed
+   form, `fitting/refinement.py`; markers: fewer steps at a higher learning rate) on the dense
+   targets and on 150 markers, noise-free and with `--noise_mm` / `--marker_noise_mm` of
+   Gaussian noise, against `configs/fit.py` on the same targets: error and wall time per frame,
+   every compilation included (the first fit in a fresh process; later ones reuse what they
+   share).
 
   python benchmarks/fit_sequence.py --model_dir=workdirs/demo
 
@@ -59,6 +61,8 @@ _EVAL_EVERY = flags.DEFINE_integer('eval_every', 250, 'Steps between error evalu
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating rounds for step timings.')
 _NOISE_MM = flags.DEFINE_float('noise_mm', 0.2, 'Gaussian noise per axis (mm) of the fast '
                                 'section\'s noisy dense targets.')
+_MARKER_NOISE_MM = flags.DEFINE_float('marker_noise_mm', 0.3, 'Gaussian noise per axis (mm) of '
+                                       'the fast section\'s noisy markers.')
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/fit_sequence.json', 'Result file.')
 
 
@@ -126,19 +130,23 @@ def fit_wall(model, config, targets, source, truth):
 
 
 def fast_fitting(model):
-  """`configs/fit_fast.py` against `configs/fit.py` on the dense targets, noise-free and noisy."""
-  out = {'noise_mm': _NOISE_MM.value}
-  for name, noise in (('clean', 0.0), ('noisy', _NOISE_MM.value)):
-    row = {}
-    for preset, get_config in (('fast', fit_fast_config.get_config),
-                               ('default', fit_config.get_config)):
-      config, targets, source, truth = fitting_problem(model, 'dense', get_config(), noise)
-      error, per_frame, pull = fit_wall(model, config, targets, source, truth)
-      row[preset] = {'error_mm': error, 'seconds_per_frame': per_frame, 'pull': pull,
-                     'steps': int(config.train.num_steps),
-                     'regions': int(config.refine.regions)}
-      print(f'  {name} {preset}: {error:.4f} mm, {per_frame:.3f} s/frame', flush=True)
-    out[name] = row
+  """`configs/fit_fast.py` against `configs/fit.py`: dense targets and 150 markers, noise-free
+  and noisy."""
+  out = {}
+  for kind, noise_mm in (('dense', _NOISE_MM.value), ('markers', _MARKER_NOISE_MM.value)):
+    out[kind] = {'noise_mm': noise_mm}
+    for name, noise in (('clean', 0.0), ('noisy', noise_mm)):
+      row = {}
+      for preset, get_config in (('fast', fit_fast_config.get_config),
+                                 ('default', fit_config.get_config)):
+        config, targets, source, truth = fitting_problem(model, kind, get_config(), noise)
+        error, per_frame, pull = fit_wall(model, config, targets, source, truth)
+        row[preset] = {'error_mm': error, 'seconds_per_frame': per_frame, 'pull': pull,
+                       'steps': int(config.train.num_steps),
+                       'learning_rate': float(config.train.learning_rate),
+                       'regions': int(config.refine.regions)}
+        print(f'  {kind} {name} {preset}: {error:.4f} mm, {per_frame:.3f} s/frame', flush=True)
+      out[kind][name] = row
   return out
 
 
@@ -301,14 +309,15 @@ def print_tables(results):
   if 'step_ms' in results:
     print(f'step ms: {results["step_ms"]}')
   if 'fast' in results:
-    f = results['fast']
-    print('| dense targets | fit_fast.py: mm, s/frame (pull) | fit.py: mm, s/frame |')
+    print('| targets | fit_fast.py: mm, s/frame (pull) | fit.py: mm, s/frame |')
     print('|---|---|---|')
-    for name in ('clean', 'noisy'):
-      a, b = f[name]['fast'], f[name]['default']
-      label = 'noise-free' if name == 'clean' else f'{f["noise_mm"]:g} mm noise'
-      print(f'| {label} | {a["error_mm"]:.4f}, {a["seconds_per_frame"]:.3f} ({a["pull"]:g}) | '
-            f'{b["error_mm"]:.4f}, {b["seconds_per_frame"]:.3f} |')
+    for kind, f in results['fast'].items():
+      for name in ('clean', 'noisy'):
+        a, b = f[name]['fast'], f[name]['default']
+        label = 'noise-free' if name == 'clean' else f'{f["noise_mm"]:g} mm noise'
+        pull = '' if a['pull'] is None else f' ({a["pull"]:g})'
+        print(f'| {kind}, {label} | {a["error_mm"]:.4f}, {a["seconds_per_frame"]:.3f}{pull} | '
+              f'{b["error_mm"]:.4f}, {b["seconds_per_frame"]:.3f} |')
 
 
 if __name__ == '__main__':

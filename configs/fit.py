@@ -47,6 +47,10 @@ def get_config():
   # 0.213 / 0.237 -> 0.185 / 0.205 mm; 2D landmarks lose at 6e-3 (demo 0.29 -> 0.40 mm) and ICT
   # markers do not gain (0.743 / 0.756 -> 0.730 / 0.762), so they keep `learning_rate` (README).
   config.train.dense_learning_rate = 6e-3
+  # With 3D markers alone (the coefficient-field terms on), these steps and peak learning rate
+  # instead of `num_steps` and `learning_rate` when set (`configs/fit_fast.py`: 1,500 at 2e-2).
+  config.train.marker_steps = 0
+  config.train.marker_learning_rate = 0.0
   config.train.warmup_steps = 50
   config.train.final_lr_fraction = 0.05
   # Gradients above this many times their running mean norm are scaled down to it (0: off;

@@ -1,12 +1,13 @@
-"""Dense fitting in about 55 % of the default's time: 800 batch steps instead of 3,000, each chunk
-then finished frame by frame in closed form (`fitting/refinement.py`, 192 regions), its strength
-chosen by held-out points.
+"""Fitting in about 55 % of the default's time, closer to a converged fit.
 
-Demo, held-out 100 noise-free frames: 0.0393 mm at 0.24 s per frame (`configs/fit.py`: 0.0546 mm
-at 0.43 s; converged: 0.0390). With 0.2 mm of noise on the targets it is worse than the default
-(0.096 against 0.059 mm): use it on clean dense data. Markers and landmarks are not refined
-(they fit as with `configs/fit.py`, at 800 steps). README, "Fitting speed".
-"""
+Dense targets: 800 batch steps instead of 3,000, each chunk then finished frame by frame in
+closed form (`fitting/refinement.py`, 192 regions), its strength chosen by held-out points.
+3D markers alone: 1,500 steps at a peak learning rate of 2e-2. Landmarks: 800 steps.
+
+Demo, held-out 100 frames (one run, README "Fitting speed"): dense noise-free 0.0393 mm at 0.28
+s per frame (`configs/fit.py`: 0.0546 mm at 0.52 s; converged 0.0390), 150 markers 0.1328 mm at
+0.28 s (0.1374 at 0.49 s; converged 0.1222). With 0.2 mm of noise on dense targets it is worse
+than the default (0.096 against 0.059 mm): use it on clean dense data."""
 
 from configs import fit
 
@@ -15,4 +16,6 @@ def get_config():
   config = fit.get_config()
   config.train.num_steps = 800
   config.refine.regions = 192
+  config.train.marker_steps = 1500
+  config.train.marker_learning_rate = 2e-2
   return config

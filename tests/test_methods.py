@@ -92,6 +92,13 @@ def test_aim_settings_depend_on_the_targets(actor):
   assert only_sparse.loss.coefficient_shrink == pytest.approx(3 * config.loss.coefficient_shrink)
   config.loss.field_reference_markers = 0
   assert methods.config_for_targets(config, sparse).loss.coefficient_smooth == 5.0
+  # Markers alone take train.marker_steps / marker_learning_rate when set; dense targets not.
+  config.train.marker_steps, config.train.marker_learning_rate = 7, 0.02
+  only_sparse = methods.config_for_targets(config, sparse)
+  assert (only_sparse.train.num_steps, only_sparse.train.learning_rate) == (7, 0.02)
+  with_dense = methods.config_for_targets(config, {**dense, **sparse})
+  assert with_dense.train.num_steps == config.train.num_steps
+  config.train.marker_steps, config.train.marker_learning_rate = 0, 0.0
   assert config.model.w0 != 1.5  # The caller's config is left alone.
   camera = synthetic_targets.frontal_camera(actor.neutral)
   landmarks = {'landmarks': synthetic_targets.landmarks(

@@ -140,13 +140,18 @@ def config_for_targets(config: ml_collections.ConfigDict, targets
   learning rate is `train.dense_learning_rate` when set (configs/fit.py says why), and with 2D
   landmarks alone the coefficients' magnitude weight is `loss.landmark_coefficients` when set.
   With 3D markers the coefficient-field weights are those of `loss.field_reference_markers`
-  markers, scaled by that count over the markers given (`field_weight_scale`)."""
+  markers, scaled by that count over the markers given (`field_weight_scale`), and the fit runs
+  `train.marker_steps` at `train.marker_learning_rate` when they are set."""
   config = ml_collections.ConfigDict(config.to_dict())
   if 'dense' in targets and config.train.get('dense_learning_rate'):
     config.train.learning_rate = float(config.train.dense_learning_rate)
   if set(targets) == {'landmarks'} and config.loss.get('landmark_coefficients') is not None:
     config.loss.coefficients = float(config.loss.landmark_coefficients)
   if fit_lib.field_terms_apply(fit_lib.kinds_of(config, 'field_kinds'), targets):
+    if config.train.get('marker_steps'):
+      config.train.num_steps = int(config.train.marker_steps)
+    if config.train.get('marker_learning_rate'):
+      config.train.learning_rate = float(config.train.marker_learning_rate)
     if config.model.get('sparse_w0'):
       config.model.w0 = float(config.model.sparse_w0)
     scale = field_weight_scale(config, targets)

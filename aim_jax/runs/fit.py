@@ -99,6 +99,12 @@ def check_config(config: ml_collections.ConfigDict):
     if not float(config.noise[name]) >= 0:
       raise ValueError(f'noise.{name} must be >= 0, got {config.noise[name]}')
   refinement.check_settings(config)
+  if int(config.train.get('marker_steps', 0)) < 0:
+    raise ValueError(f'train.marker_steps must be >= 0 (0: train.num_steps), got '
+                     f'{config.train.marker_steps}')
+  if not float(config.train.get('marker_learning_rate', 0.0)) >= 0:
+    raise ValueError(f'train.marker_learning_rate must be >= 0 (0: train.learning_rate), got '
+                     f'{config.train.marker_learning_rate}')
   if not float(config.loss.get('field_reference_markers', 0)) >= 0:
     raise ValueError('loss.field_reference_markers must be >= 0 (0: weights as given), got '
                      f'{config.loss.field_reference_markers}')
