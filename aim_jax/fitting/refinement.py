@@ -17,16 +17,19 @@ The pull is chosen per chunk by held-out points: `refine.held_out` of each kind'
 (a fixed random split) are hidden in `refine.choice_frames` frames spread over the chunk, those
 frames are refined from the rest at every pull of `refine.pulls`, and the pull with the least
 error at the hidden points is kept; every frame is then refined from the points not hidden (so
-choosing and refining share the data Gram matrix). The batch fit that makes u_b has seen the
-hidden points, so the choice leans to stronger pulls. Demo, 100 frames, 192 regions: on
-noise-free dense targets it picks the weakest pull (0.001), with 0.2 mm of noise 0.1 (README,
-"Fitting speed").
+choosing and refining share the data Gram matrix). The batch solution is a candidate too: it
+has seen the hidden points, so the choice leans to it and to strong pulls. Demo, 100 frames,
+192 regions: noise-free dense targets, the weakest pull (0.001; after 800 steps 0.0393 mm,
+after 3,000 0.0343 against the batch's 0.0546); with 0.2 mm of noise, 0.1 after 800 steps
+(0.101 -> 0.096 mm) and the batch after 3,000 (where every pull made it worse: 0.0595 -> 0.0688
+at 10). README, "Fitting speed".
 
 Dense targets only (markers may come with them), without a head pose or a refined camera, and
 only for the 'separable' F_W (`applies`). From 150 markers alone it does not pay (demo, 600
 batch steps, 32 regions): noise-free 0.209 -> 0.166 mm, short of the default 3,000-step fit's
 0.137, and with 0.3 mm of noise 0.223 -> 0.230 mm at the strongest pull offered (both with
-the jaw freed too); each hidden marker has moved the batch fit it is measured against.
+the jaw freed too, before the batch was a candidate); each hidden marker has moved the batch
+fit it is measured against.
 """
 
 from __future__ import annotations
@@ -190,15 +193,18 @@ _points_of_frames = jax.jit(jax.vmap(_points_of, in_axes=(None, 0, None, None)),
 def choose_pull(solver: Solver, us, targets: Dict[str, TargetSet], hidden, pulls,
                 frames: int) -> Dict:
   """The pull with the lowest error at the `hidden` points ({kind: (M,) bool}) of `frames`
-  frames spread over the chunk, refined from the rest of their points at every pull.
+  frames spread over the chunk, refined from the rest of their points at every pull. The batch
+  solution itself is the last candidate (pull inf, no refinement): it has seen the hidden
+  points, so it is kept wherever the refinement does not clearly help (noisy targets).
 
-  Returns {'pull', 'pulls', 'held_out_rms_mm': per pull (rms 3D distance at the hidden points
-  that were observed), 'frames': the frames used}.
+  Returns {'pull', 'pulls': the candidates, 'held_out_rms_mm': per candidate (rms 3D distance
+  at the hidden points that were observed), 'frames': the frames used}.
   """
   ids = np.unique(np.linspace(0, us.shape[0] - 1, min(frames, us.shape[0])).round()
                   .astype(int))
   chosen = {k: t.frames(ids) for k, t in targets.items()}
-  solved = solver(us[ids], _without(chosen, hidden), pulls)
+  solved = solver(us[ids], _without(chosen, hidden), pulls) + [np.asarray(us[ids])]
+  candidates = [float(p) for p in pulls] + [np.inf]
   rms = []
   for unknowns in solved:
     squared, count = 0.0, 0
@@ -209,7 +215,7 @@ def choose_pull(solver: Solver, us, targets: Dict[str, TargetSet], hidden, pulls
       squared += float(np.sum((x - np.asarray(t.values)) ** 2, axis=-1)[mask].sum())
       count += int(mask.sum())
     rms.append(float(np.sqrt(squared / max(count, 1))))
-  return {'pull': float(pulls[int(np.argmin(rms))]), 'pulls': [float(p) for p in pulls],
+  return {'pull': candidates[int(np.argmin(rms))], 'pulls': candidates,
           'held_out_rms_mm': rms, 'frames': ids.tolist()}
 
 
@@ -227,8 +233,9 @@ def refine_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
   Returns `fit.evaluate_frames`'s arrays for the refined frames ('frames' (F, V, 3) mm,
   'coefficients' (F, V, S-1), 'codes' (F, D) as fitted, 'jaw_rotation' (F, 3, 3),
   'jaw_translation' (F, 3) mm) plus 'refine_unknowns' (F, n) (`tracking.split_unknowns`),
-  and the chunk's choice, the same in each of its frames: 'refine_pull' (F,), 'refine_pulls'
-  (F, P) the candidates, 'refine_held_out_rms_mm' (F, P) their held-out errors.
+  and the chunk's choice, the same in each of its frames: 'refine_pull' (F,) (inf: the batch fit
+  kept as it is, its unknowns in 'refine_unknowns'), 'refine_pulls' (F, P) the candidates,
+  'refine_held_out_rms_mm' (F, P) their held-out errors.
   """
   r = config.refine
   networks = jax.tree_util.tree_map(
@@ -245,21 +252,26 @@ def refine_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
   hidden = held_out_split(targets, float(r.held_out), int(config.seed))
   choice = choose_pull(solver, us, targets, hidden, pulls, int(r.choice_frames))
   if log:
-    scores = ', '.join(f'{p:g}: {e:.4f}' for p, e in zip(choice['pulls'],
-                                                          choice['held_out_rms_mm']))
-    log(f'refinement ({regions} regions): pull {choice["pull"]:g} chosen by held-out points '
+    name = lambda p: 'batch' if np.isinf(p) else f'{p:g}'
+    scores = ', '.join(f'{name(p)}: {e:.4f}' for p, e in zip(choice['pulls'],
+                                                              choice['held_out_rms_mm']))
+    log(f'refinement ({regions} regions): {name(choice["pull"])} chosen by held-out points '
         f'(rms mm {scores})')
-  unknowns, = solver(us, _without(targets, hidden), [choice['pull']])
-  result = jax.device_get(tracking.evaluate_unknowns(tb, jnp.asarray(unknowns), spec))
-  a = tracking.point_coefficients(networks, basis, spec)  # (V, S-1, R)
-  _, w_regions, g = jax.vmap(lambda u: tracking.split_unknowns(u, spec))(jnp.asarray(unknowns))
-  coefficients = (jnp.einsum('vsr,fr->fvs', a, g)
-                  + jnp.einsum('vk,fks->fvs', tb.regions, w_regions))
-  return {'frames': np.asarray(result['frames']),
-          'coefficients': np.asarray(coefficients),
-          'codes': np.asarray(params['codes']),
-          'jaw_rotation': np.asarray(result['jaw_rotation']),
-          'jaw_translation': np.asarray(result['jaw_translation']),
+  if np.isinf(choice['pull']):  # The batch fit as it is.
+    unknowns = np.asarray(us)
+    out = fit_lib.evaluate_frames(params, spec, basis)
+  else:
+    unknowns, = solver(us, _without(targets, hidden), [choice['pull']])
+    result = jax.device_get(tracking.evaluate_unknowns(tb, jnp.asarray(unknowns), spec))
+    a = tracking.point_coefficients(networks, basis, spec)  # (V, S-1, R)
+    _, w_regions, g = jax.vmap(lambda u: tracking.split_unknowns(u, spec))(
+        jnp.asarray(unknowns))
+    out = {'frames': result['frames'], 'codes': params['codes'],
+           'coefficients': (jnp.einsum('vsr,fr->fvs', a, g)
+                            + jnp.einsum('vk,fks->fvs', tb.regions, w_regions)),
+           'jaw_rotation': result['jaw_rotation'],
+           'jaw_translation': result['jaw_translation']}
+  return {**{k: np.asarray(v) for k, v in out.items()},
           'refine_unknowns': unknowns,
           # The chunk's choice, repeated per frame (a sequence's chunks are concatenated).
           'refine_pull': np.full(len(unknowns), choice['pull'], np.float32),
