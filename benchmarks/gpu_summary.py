@@ -20,6 +20,8 @@ def main(argv):
     fit = json.load(f)
   with open(os.path.join(_WORK.value, 'track', 'report.json')) as f:
     track = json.load(f)
+  with open(os.path.join(_WORK.value, 'fit_fast', 'report.json')) as f:
+    fast = json.load(f)
   device = jax.devices()[0]
   result = {
       'device': f'{device.platform}: {device.device_kind} x {jax.device_count()}',
@@ -30,6 +32,10 @@ def main(argv):
       'fitting': {'frames': fit['num_frames'], 'steps': fit['config']['train']['num_steps'],
                   'seconds_per_frame': fit['seconds_per_frame_this_run']['aim'],
                   'error_mm': fit['error_mm']['aim']['mean']},
+      'fitting_fast': {'config': 'configs/fit_fast.py', 'frames': fast['num_frames'],
+                       'steps': fast['config']['train']['num_steps'],
+                       'seconds_per_frame': fast['seconds_per_frame_this_run']['aim'],
+                       'error_mm': fast['error_mm']['aim']['mean']},
       'tracking': {k: track[k] for k in ('latency_ms', 'error_mm', 'batch_fit_error_mm',
                                          'calibration_frames', 'compile_seconds') if k in track},
   }

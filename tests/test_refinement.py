@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import make_model_workdir
 
 from aim_jax.data import synthetic
 from aim_jax.fitting import basis as basis_lib
@@ -103,7 +104,7 @@ def test_a_batch_fit_short_of_the_truth_is_finished_and_noise_is_left_alone(orac
   noise = np.random.default_rng(2).normal(0.0, 0.2, batch.shape).astype(np.float32)
   kept = refinement.refine_frames(config, spec, basis, params,
                                   {'dense': targets_lib.dense_targets(batch + noise)}, log=None)
-  assert kept['refine_pull'][0] in (1000.0, np.inf)  # The strongest pull, or none.
+  assert kept['refine_pull'][0] in (1000.0, 0.0)  # The strongest pull, or the batch (0).
   assert np.abs(kept['frames'] - batch).mean() < 0.1 * np.abs(noise).mean()
 
 
@@ -155,7 +156,8 @@ def test_aim_fits_dense_targets_with_the_refinement_through_the_methods(tmp_path
   out = methods.fit_method('aim', config, model, targets, str(tmp_path))
   assert out['frames'].shape == truth['frames'].shape and np.isfinite(out['frames']).all()
   assert out['refine_pull'].shape == (4,) and out['refine_held_out_rms_mm'].shape == (4, 4)
-  assert out['refine_pull'][0] in (1000.0, 1.0, 0.001, np.inf)
+  assert np.isclose(out['refine_pull'][0], [1000.0, 1.0, 0.001, 0.0]).any()
+  np.testing.assert_allclose(out['refine_pulls'][0], [1000.0, 1.0, 0.001, 0.0])
   global_fit = methods.fit_method('aim_global', config, model, targets, str(tmp_path))
   assert 'refine_pull' not in global_fit  # AIM-global stays the paper's baseline.
 
@@ -176,3 +178,16 @@ def test_bad_fast_fitting_settings_are_refused_in_one_line(key, value, message):
   with pytest.raises(ValueError, match=message) as info:
     fit_run.check_config(config)
   assert '\n' not in str(info.value)
+
+
+def test_a_fit_run_with_the_refinement_writes_its_choice(tmp_path):
+  """`fit_sequence.py`'s run (`runs.fit.run_fit`) with the refinement on: the fit is written,
+  with the chosen pull (finite numbers only: the batch candidate is stored as 0)."""
+  model = make_model_workdir(str(tmp_path / 'model'))
+  config = _config()
+  config.methods = 'aim'
+  config.output.render = config.output.meshes = False
+  fit_run.run_fit(config, model, 'synthetic', str(tmp_path / 'fit'), log=None)
+  with np.load(tmp_path / 'fit' / 'aim' / 'chunk_000' / 'result.npz') as result:
+    assert np.isfinite(result['refine_held_out_rms_mm']).all()
+    assert result['refine_pull'][0] in result['refine_pulls'][0]

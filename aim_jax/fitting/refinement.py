@@ -225,6 +225,11 @@ def _without(targets: Dict[str, TargetSet], hidden: Dict[str, np.ndarray]):
           for k, t in targets.items()}
 
 
+def _finite(pull: float) -> float:
+  """The pull as stored: 0 for the batch fit kept as it is (inf)."""
+  return 0.0 if np.isinf(pull) else float(pull)
+
+
 def refine_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
                   basis: ModelBasis, params: Dict, targets: Dict[str, TargetSet],
                   log: Optional[Callable[[str], None]] = print) -> Dict[str, np.ndarray]:
@@ -233,9 +238,9 @@ def refine_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
   Returns `fit.evaluate_frames`'s arrays for the refined frames ('frames' (F, V, 3) mm,
   'coefficients' (F, V, S-1), 'codes' (F, D) as fitted, 'jaw_rotation' (F, 3, 3),
   'jaw_translation' (F, 3) mm) plus 'refine_unknowns' (F, n) (`tracking.split_unknowns`),
-  and the chunk's choice, the same in each of its frames: 'refine_pull' (F,) (inf: the batch fit
-  kept as it is, its unknowns in 'refine_unknowns'), 'refine_pulls' (F, P) the candidates,
-  'refine_held_out_rms_mm' (F, P) their held-out errors.
+  and the chunk's choice, the same in each of its frames: 'refine_pull' (F,) (0: the batch fit
+  kept as it is, its unknowns in 'refine_unknowns'), 'refine_pulls' (F, P + 1) the candidates
+  (the batch last, as 0), 'refine_held_out_rms_mm' (F, P + 1) their held-out errors.
   """
   r = config.refine
   networks = jax.tree_util.tree_map(
@@ -273,8 +278,10 @@ def refine_frames(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
            'jaw_translation': result['jaw_translation']}
   return {**{k: np.asarray(v) for k, v in out.items()},
           'refine_unknowns': unknowns,
-          # The chunk's choice, repeated per frame (a sequence's chunks are concatenated).
-          'refine_pull': np.full(len(unknowns), choice['pull'], np.float32),
-          'refine_pulls': np.tile(np.float32(choice['pulls']), (len(unknowns), 1)),
+          # The chunk's choice, repeated per frame (a sequence's chunks are concatenated), with
+          # 0 for the batch candidate (pull inf): fit files hold finite numbers only.
+          'refine_pull': np.full(len(unknowns), _finite(choice['pull']), np.float32),
+          'refine_pulls': np.tile(np.float32([_finite(p) for p in choice['pulls']]),
+                                  (len(unknowns), 1)),
           'refine_held_out_rms_mm': np.tile(np.float32(choice['held_out_rms_mm']),
                                             (len(unknowns), 1))}
