@@ -36,6 +36,15 @@ def oracle(actor):
 
 
 @pytest.fixture(scope='session')
+def small_oracle():
+  """(the resolution-16 synthetic actor, the fitting basis of its ground truth): the small case
+  of the per-frame solvers' tests (read-only)."""
+  small = synthetic.make_synthetic_actor(resolution=16)
+  spec = aim.make_spec(small.neutral, small.pivot, small.num_shapes)
+  return small, basis_lib.basis_from_ground_truth(small, spec)
+
+
+@pytest.fixture(scope='session')
 def actor_and_constraints(actor):
   """The synthetic actor and its sparse constraints (rays from 30 % of the vertices)."""
   return actor, constraints_lib.compute_constraints(actor, source_fraction=0.3)

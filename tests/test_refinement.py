@@ -10,24 +10,14 @@ import numpy as np
 import pytest
 from tiny_models import make_model_workdir
 
-from aim_jax.data import synthetic
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import methods, refinement, tracking
 from aim_jax.fitting import targets as targets_lib
-from aim_jax.models import aim
 from aim_jax.runs import fit as fit_run
 from configs import fit_test
 
 REGIONS = 3
-
-
-@pytest.fixture(scope='module')
-def oracle():
-  actor = synthetic.make_synthetic_actor(resolution=16)
-  basis = basis_lib.basis_from_ground_truth(
-      actor, aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes))
-  return actor, basis
 
 
 def _config(pulls='1000,1,0.001'):
@@ -60,8 +50,8 @@ def _frames(tb, spec, us):
   return np.asarray(jax.vmap(lambda u: tracking.frame_points(tb, u, spec, ids))(us))
 
 
-def test_structured_data_gram_is_the_designs_product(oracle):
-  _, basis = oracle
+def test_structured_data_gram_is_the_designs_product(small_oracle):
+  _, basis = small_oracle
   spec, _, tb, _ = _batch(basis, _config())
   points = targets_lib.at_vertices(np.arange(0, basis.num_vertices, 2))
   values = np.zeros((1, points.count, 3), np.float32)
@@ -74,11 +64,11 @@ def test_structured_data_gram_is_the_designs_product(oracle):
   np.testing.assert_allclose(structured, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
 
 
-def test_a_batch_fit_short_of_the_truth_is_finished_and_noise_is_left_alone(oracle):
+def test_a_batch_fit_short_of_the_truth_is_finished_and_noise_is_left_alone(small_oracle):
   """Targets the batch solution misses by regions' coefficients (which the batch networks
   cannot express) are reached at the weakest pull, chosen by the hidden points; targets that
   are the batch solution plus noise keep the strongest pull and stay near the batch frames."""
-  _, basis = oracle
+  _, basis = small_oracle
   config = _config()
   spec, params, tb, us = _batch(basis, config)
   n, s = spec.transform_outputs, spec.num_coefficients
@@ -108,9 +98,9 @@ def test_a_batch_fit_short_of_the_truth_is_finished_and_noise_is_left_alone(orac
   assert np.abs(kept['frames'] - batch).mean() < 0.1 * np.abs(noise).mean()
 
 
-def test_hidden_points_are_never_used_by_the_refinement(oracle):
+def test_hidden_points_are_never_used_by_the_refinement(small_oracle):
   """With one pull (no choice), moving the held-out points' values changes nothing."""
-  _, basis = oracle
+  _, basis = small_oracle
   config = _config(pulls='0.01')
   spec, params, tb, us = _batch(basis, config)
   frames = _frames(tb, spec, us) + 0.3
@@ -130,8 +120,8 @@ def test_hidden_points_are_never_used_by_the_refinement(oracle):
   assert not np.array_equal(other['dense'], hidden['dense'])
 
 
-def test_refinement_applies_to_aim_with_dense_targets_only(oracle):
-  actor, basis = oracle
+def test_refinement_applies_to_aim_with_dense_targets_only(small_oracle):
+  actor, basis = small_oracle
   config = _config()
   spec = fit_lib.fit_spec(config, basis.num_coefficients)
   dense = {'dense': targets_lib.dense_targets(actor.shapes[:2])}
@@ -146,8 +136,8 @@ def test_refinement_applies_to_aim_with_dense_targets_only(oracle):
   assert not refinement.applies(config, spec, dense)
 
 
-def test_aim_fits_dense_targets_with_the_refinement_through_the_methods(tmp_path, oracle):
-  actor, basis = oracle
+def test_aim_fits_dense_targets_with_the_refinement_through_the_methods(tmp_path, small_oracle):
+  actor, basis = small_oracle
   model = basis_lib.FitModel(params={}, spec=None, info={}, actor=actor, basis=basis,
                              gbs_basis=basis)
   config = _config()

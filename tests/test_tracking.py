@@ -10,13 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aim_jax.data import synthetic
-from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import camera as camera_lib
 from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.fitting import tracking
-from aim_jax.models import aim
 from aim_jax.runs import track as track_run
 from configs import fit_test, track
 
@@ -26,14 +23,6 @@ def _config():
   config.tracking = track.get_config().tracking
   config.tracking.calibration_frames = 3
   return config
-
-
-@pytest.fixture(scope='module')
-def oracle():
-  actor = synthetic.make_synthetic_actor(resolution=16)
-  basis = basis_lib.basis_from_ground_truth(
-      actor, aim.make_spec(actor.neutral, actor.pivot, actor.num_shapes))
-  return actor, basis
 
 
 def _random_networks(spec, basis, seed=0):
@@ -46,8 +35,8 @@ def _random_networks(spec, basis, seed=0):
 
 
 @pytest.mark.parametrize('solver,regions', [('lm', 1), ('linear', 3)])
-def test_one_frame_solve_recovers_known_unknowns(oracle, solver, regions):
-  actor, basis = oracle
+def test_one_frame_solve_recovers_known_unknowns(small_oracle, solver, regions):
+  actor, basis = small_oracle
   spec = fit_lib.fit_spec(_config(), basis.num_coefficients)
   tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64, regions)
   n = spec.transform_outputs
@@ -69,8 +58,8 @@ def test_one_frame_solve_recovers_known_unknowns(oracle, solver, regions):
   assert float(cost) < 1e-6
 
 
-def test_coefficient_gram_is_the_regularisers_mean_square(oracle):
-  _, basis = oracle
+def test_coefficient_gram_is_the_regularisers_mean_square(small_oracle):
+  _, basis = small_oracle
   spec = fit_lib.fit_spec(_config(), basis.num_coefficients)
   tb = tracking.tracking_basis(_random_networks(spec, basis), basis, spec, 64, 3)
   c = np.random.default_rng(0).normal(size=3 * spec.num_coefficients + spec.rank)
@@ -93,11 +82,11 @@ def _moved_jaw_frame(basis):
   return spec, tb, truth, np.asarray(frame)
 
 
-def test_projected_solve_minimises_the_regularised_objective(oracle):
+def test_projected_solve_minimises_the_regularised_objective(small_oracle):
   """With the magnitude and temporal terms on, noisy targets and the jaw moved, the closed-form
   variable projection reaches at least the objective that Levenberg-Marquardt on every unknown
   reaches, and a different previous frame changes the answer (the temporal term acts)."""
-  spec, tb, truth, frame = _moved_jaw_frame(oracle[1])
+  spec, tb, truth, frame = _moved_jaw_frame(small_oracle[1])
   n = spec.transform_outputs
   frame = frame + np.random.default_rng(1).normal(0.0, 0.05, frame.shape).astype(np.float32)
   targets = {'dense': targets_lib.dense_targets(frame[None])}
@@ -112,12 +101,12 @@ def test_projected_solve_minimises_the_regularised_objective(oracle):
   assert float(jnp.abs(moved - solved).max()) > 1e-3
 
 
-def test_robust_linear_solve_is_the_m_estimate(oracle):
+def test_robust_linear_solve_is_the_m_estimate(small_oracle):
   """With 5 % of the points 8 mm off, the closed-form solve with a Huber penalty (least squares
   on pseudo-observations, one factorisation) lands where Levenberg-Marquardt with IRLS weights
   on every unknown lands, and the outliers move it far less than without the penalty."""
-  spec, tb, truth, frame = _moved_jaw_frame(oracle[1])
-  ids = jnp.arange(oracle[1].num_vertices)
+  spec, tb, truth, frame = _moved_jaw_frame(small_oracle[1])
+  ids = jnp.arange(small_oracle[1].num_vertices)
   rng = np.random.default_rng(3)
   observed = frame + rng.normal(0.0, 0.05, frame.shape)
   outliers = rng.choice(len(frame), len(frame) // 20, replace=False)
@@ -145,12 +134,12 @@ def test_robust_linear_solve_is_the_m_estimate(oracle):
 
 
 @pytest.mark.parametrize('head_pose', [False, True])
-def test_structured_normal_equations_are_the_residuals_gauss_newton(oracle, head_pose):
+def test_structured_normal_equations_are_the_residuals_gauss_newton(small_oracle, head_pose):
   """`solve_frame`'s Gauss-Newton system (built from the design and per-point offset
   Jacobians) equals J'J and J'r of the frame's residual vector differentiated by every unknown,
   for landmarks on barycentric points and markers together, with robust weights, both
   regularisers and (optionally) a head pose."""
-  actor, basis = oracle
+  actor, basis = small_oracle
   config = _config()
   config.model.head_pose = head_pose
   spec = fit_lib.fit_spec(config, basis.num_coefficients)
@@ -186,8 +175,8 @@ def test_structured_normal_equations_are_the_residuals_gauss_newton(oracle, head
                              atol=2e-4 * float(jnp.abs(jacobian.T @ residual(u)).max()))
 
 
-def test_tracking_settings_take_their_own_coefficient_weight_and_region_count(oracle):
-  _, basis = oracle
+def test_tracking_settings_take_their_own_coefficient_weight_and_region_count(small_oracle):
+  _, basis = small_oracle
   config = _config()
   config.loss.coefficients = 1e-4
   config.tracking.coefficients = 0.25
@@ -202,8 +191,8 @@ def test_tracking_settings_take_their_own_coefficient_weight_and_region_count(or
   assert tracking.region_count(config, {'landmarks': None, 'markers': None}) == 4
 
 
-def test_regions_are_a_smooth_partition_of_unity(oracle):
-  actor, _ = oracle
+def test_regions_are_a_smooth_partition_of_unity(small_oracle):
+  actor, _ = small_oracle
   weights = tracking.region_weights(actor.neutral, 6)
   assert weights.shape == (actor.num_vertices, 6)
   np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
@@ -220,8 +209,8 @@ def test_robust_weights_are_the_penalties_derivatives():
                              1.0 / (1.0 + np.asarray(squared)), rtol=1e-6)
 
 
-def test_only_the_separable_field_can_be_tracked(oracle):
-  _, basis = oracle
+def test_only_the_separable_field_can_be_tracked(small_oracle):
+  _, basis = small_oracle
   config = _config()
   config.model.variant = 'per_point'
   spec = fit_lib.fit_spec(config, basis.num_coefficients)
@@ -229,8 +218,8 @@ def test_only_the_separable_field_can_be_tracked(oracle):
     tracking.tracking_basis({}, basis, spec)
 
 
-def test_a_tracked_sequence_and_its_report(oracle):
-  actor, basis = oracle
+def test_a_tracked_sequence_and_its_report(small_oracle):
+  actor, basis = small_oracle
   config = _config()
   frames = np.asarray(actor.shapes[:7])
   targets = {'dense': targets_lib.dense_targets(frames)}
@@ -250,8 +239,8 @@ def test_a_tracked_sequence_and_its_report(oracle):
   assert report['error_mm']['tracked'] < 0.5 * neutral_error
 
 
-def test_calibration_must_leave_frames_to_track(oracle):
-  actor, basis = oracle
+def test_calibration_must_leave_frames_to_track(small_oracle):
+  actor, basis = small_oracle
   config = _config()
   config.tracking.calibration_frames = 7
   targets = {'dense': targets_lib.dense_targets(np.asarray(actor.shapes[:7]))}

@@ -46,7 +46,7 @@ from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import model as model_lib
 from aim_jax.fitting import tracking
 from aim_jax.fitting.basis import ModelBasis
-from aim_jax.fitting.targets import TargetSet, interpolate
+from aim_jax.fitting.targets import TargetSet
 
 
 def check_settings(config: ml_collections.ConfigDict):
@@ -180,14 +180,8 @@ def held_out_split(targets: Dict[str, TargetSet], fraction: float, seed: int
   return out
 
 
-def _points_of(tb, u, spec, target: TargetSet) -> jnp.ndarray:
-  k = target.points.vertices.shape[1]
-  x = tracking.frame_points(tb, u, spec, target.points.vertices.reshape(-1))
-  return interpolate(target.points, x.reshape(-1, k, 3))
-
-
-_points_of_frames = jax.jit(jax.vmap(_points_of, in_axes=(None, 0, None, None)),
-                            static_argnums=2)
+_points_of_frames = jax.jit(jax.vmap(tracking.frame_points_at, in_axes=(None, 0, None, None)),
+                            static_argnums=2)  # (F, M, 3) mm of unknowns (F, n).
 
 
 def choose_pull(solver: Solver, us, targets: Dict[str, TargetSet], hidden, pulls,
@@ -210,7 +204,7 @@ def choose_pull(solver: Solver, us, targets: Dict[str, TargetSet], hidden, pulls
     squared, count = 0.0, 0
     for kind, t in sorted(chosen.items()):
       x = np.asarray(_points_of_frames(solver.tb, jnp.asarray(unknowns), solver.settings.spec,
-                                       t))
+                                       t.points))
       mask = (np.asarray(t.visible) > 0) & hidden[kind][None]
       squared += float(np.sum((x - np.asarray(t.values)) ** 2, axis=-1)[mask].sum())
       count += int(mask.sum())

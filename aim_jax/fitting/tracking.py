@@ -47,7 +47,7 @@ from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import model as model_lib
 from aim_jax.fitting import objectives
 from aim_jax.fitting.basis import ModelBasis
-from aim_jax.fitting.targets import TargetSet, interpolate
+from aim_jax.fitting.targets import SurfacePoints, TargetSet, interpolate
 from aim_jax.models import siren
 
 
@@ -187,12 +187,18 @@ def _robust_weight(squared: jnp.ndarray, kind: str, scale: float) -> jnp.ndarray
   return jax.grad(lambda s: jnp.sum(objectives.robust_penalty(s, kind, scale)))(squared)
 
 
+def frame_points_at(tb: TrackingBasis, u: jnp.ndarray, spec: model_lib.FitSpec,
+                    points: SurfacePoints) -> jnp.ndarray:
+  """(M, 3) mm: the frame of unknowns u at M surface points (`frame_points`, interpolated)."""
+  k = points.vertices.shape[1]
+  x = frame_points(tb, u, spec, points.vertices.reshape(-1))
+  return interpolate(points, x.reshape(-1, k, 3))
+
+
 def _data_residuals(tb, u, spec, target: TargetSet):
   """Per-point residual vectors (M, D) and the mm per unit (M,) that makes them mm (1 for 3D,
   the point's depth over the focal length for landmarks: `objectives.pixel_residuals`)."""
-  k = target.points.vertices.shape[1]
-  x = frame_points(tb, u, spec, target.points.vertices.reshape(-1))
-  return _residuals_at(interpolate(target.points, x.reshape(-1, k, 3)), target)
+  return _residuals_at(frame_points_at(tb, u, spec, target.points), target)
 
 
 def _residuals_at(x: jnp.ndarray, target: TargetSet):
