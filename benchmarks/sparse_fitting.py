@@ -190,7 +190,6 @@ def run_study(config, name, model, truth, condition: Condition, log) -> dict:
   """True and held-out error of AIM at every scale, and the scale each picks."""
   scales = methods.parse_scales(_SCALES.value)
   cfg = condition_config(config, condition)
-  cfg.cv.landmark_field_folds = 0  # The study's own scales, fitted as they are.
   targets = condition_targets(condition, model.actor.neutral, model.actor.faces,
                               model.actor.region, truth['frames'], _SEED.value)
   base = os.path.join(_WORKDIR.value, run_key(name, config, truth), condition.name, 'study')

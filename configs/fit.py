@@ -81,8 +81,8 @@ def get_config():
   # and shrinkage of w toward the frame's mean (global) blend. Both act on `field_points`
   # random template vertices each step; both are zero for AIM-global. They act only when every
   # target kind is in `field_kinds` (with dense targets every vertex is constrained and they
-  # only cost accuracy; 1,000 landmarks are dense enough too). Chosen on ICT identity 0, 150
-  # markers, 0.3 mm noise, 5 % dropouts (README).
+  # only cost accuracy), or when every target is a 2D landmark (`landmark_field_scale`). Chosen
+  # on ICT identity 0, 150 markers, 0.3 mm noise, 5 % dropouts (README).
   config.loss.coefficient_smooth = 1e4
   config.loss.coefficient_shrink = 0.3
   config.loss.field_kinds = 'markers'
@@ -91,6 +91,14 @@ def get_config():
   # over M (`methods.field_weight_scale`; 0 keeps them as they are). ICT identities 0 and 41 at
   # 30 markers: AIM / GBS 0.97 -> 0.95x and 1.05 -> 0.99x (README).
   config.loss.field_reference_markers = 150
+  # AIM fits to 2D landmarks alone take the two weights above times this, with F_W at model.w0
+  # (`methods.config_for_targets`; 0: landmarks follow `field_kinds` like any target). One
+  # camera says little of depth, and a little regularity of the field holds it. 1,000
+  # landmarks, 2 px, 60 frames, ICT identities 0 / 1 / 41 (GBS 1.600 / 1.619 / 1.609 mm) at 0 /
+  # 0.03 / 0.1 / 0.3 / 1: 1.601 / 1.292 / 1.301 / 1.466 / 1.727, 1.981 / 1.349 / 1.236 / 1.237 /
+  # 1.397, 1.609 / 1.451 / 1.375 / 1.472 / 1.741; the synthetic actor's 100 frames at 1 px:
+  # 0.300 (0) / 0.304 (0.03) / 0.330 mm (0.1), so 0.03 (README).
+  config.loss.landmark_field_scale = 0.03
   # Ties F_T's jaw to the frame's blend of the learning shapes' jaws by its GBS coefficients
   # (ours, mm^2 of mandible motion; `fitting/jaw_prior.py`), when every target kind is in
   # `jaw_kinds`; 0 leaves the jaw free, as in the paper. Chosen on ICT identity 0 (150
@@ -118,13 +126,6 @@ def get_config():
   config.cv.folds = 0
   config.cv.seed = 0
   config.cv.scales = ''
-  # AIM fits to 2D landmarks alone (with folds 0) choose the coefficient-field terms, off or on,
-  # by this many folds of held-out landmarks (`methods.landmark_field_choice`; 2 extra fits per
-  # fold). ICT identity 0 fits 1,000 landmarks better without them, identity 1 with them; at 1
-  # px the held-out landmarks pick the better on identities 0, 1, 41 and the synthetic actor,
-  # at 2 px they pick the terms on every identity, wrongly on 0 and 41 (README). 0: off (the
-  # terms stay off).
-  config.cv.landmark_field_folds = 3
 
   # Each chunk's batch fit finished frame by frame in closed form (`fitting/refinement.py`):
   # `regions` smooth template regions' coefficients per frame, pulled toward the frame's batch

@@ -119,31 +119,17 @@ def test_chosen_regularisation_is_deterministic_for_a_seed(tmp_path, actor, orac
   assert runs[0]['chosen_scale'] == [0.0, 1.0, 10.0][int(np.argmin(scores))]
 
 
-def test_landmark_fits_choose_the_field_terms_by_held_out_landmarks(actor):
+def test_held_out_scales_of_a_landmark_fit_multiply_its_own_field_weights(actor):
   config = fit_test.get_config()
   camera = synthetic_targets.frontal_camera(actor.neutral)
   landmarks = {'landmarks': synthetic_targets.landmarks(
       actor.neutral, actor.faces, actor.region, actor.shapes[:2], camera, count=20)}
-  chosen = methods.landmark_field_choice(config, 'aim', landmarks)
-  assert (chosen.cv.folds, chosen.cv.scales) == (config.cv.landmark_field_folds, '0,1')
-  # Scale 0 is the plain landmark fit (the terms off, F_W at w0); scale 1 turns the terms on at
-  # the same frequency.
-  plain = methods.config_for_targets(config, landmarks)
-  off = methods.config_for_targets(methods.scaled_config(chosen, 'aim', 0.0), landmarks)
-  on = methods.config_for_targets(methods.scaled_config(chosen, 'aim', 1.0), landmarks)
-  for name in ('coefficient_smooth', 'coefficient_shrink'):
-    assert off.loss[name] == plain.loss[name] == 0.0
-    assert on.loss[name] == config.loss[name] > 0.0
-  assert off.model.w0 == on.model.w0 == plain.model.w0 == config.model.w0
-  # Not for markers, AIM-global, a user's own folds, 0 folds, or terms already on.
-  assert methods.landmark_field_choice(config, 'aim', {'markers': _markers(actor)}) is None
-  assert methods.landmark_field_choice(config, 'aim_global', landmarks) is None
-  for group, key, value in (('cv', 'folds', 2), ('cv', 'landmark_field_folds', 0),
-                            ('loss', 'field_kinds', 'markers,landmarks')):
-    other = fit_test.get_config()
-    other[group][key] = value
-    assert methods.landmark_field_choice(other, 'aim', landmarks) is None, key
-  assert config.cv.folds == 0 and config.loss.field_kinds == 'markers'  # Left alone.
+  base = methods.config_for_targets(config, landmarks)
+  for scale in (0.0, 0.3, 3.0):
+    scaled = methods.config_for_targets(methods.scaled_config(config, 'aim', scale), landmarks)
+    for name in ('coefficient_smooth', 'coefficient_shrink'):
+      assert scaled.loss[name] == pytest.approx(scale * base.loss[name])
+    assert scaled.model.w0 == base.model.w0 == config.model.w0
 
 
 def test_scaled_config_multiplies_the_methods_regularisation():

@@ -11,6 +11,7 @@ from aim_jax.data import synthetic_performance
 from aim_jax.fitting import baselines, methods, synthetic_targets
 from aim_jax.fitting import basis as basis_lib
 from aim_jax.fitting import chunks as chunks_lib
+from aim_jax.fitting import fit as fit_lib
 from aim_jax.fitting import targets as targets_lib
 from aim_jax.models import aim
 from aim_jax.runs import identity
@@ -103,8 +104,20 @@ def test_aim_settings_depend_on_the_targets(actor):
   camera = synthetic_targets.frontal_camera(actor.neutral)
   landmarks = {'landmarks': synthetic_targets.landmarks(
       actor.neutral, actor.faces, actor.region, actor.shapes[:2], camera, count=20)}
+  # Landmarks alone take the field terms at loss.landmark_field_scale of their weights, with F_W
+  # at model.w0 (not sparse_w0) and the general steps; with markers beside them they follow
+  # field_kinds (markers: no terms); 0 turns the landmarks' own scale off.
   plain = methods.config_for_targets(config, landmarks)
-  assert plain.loss.coefficient_smooth == 0.0 and plain.model.w0 == config.model.w0
+  scale = config.loss.landmark_field_scale
+  assert 0.0 < scale < 1.0
+  assert plain.loss.coefficient_smooth == pytest.approx(5.0 * scale)
+  assert plain.loss.coefficient_shrink == pytest.approx(config.loss.coefficient_shrink * scale)
+  assert fit_lib.field_terms_apply(fit_lib.kinds_of(plain, 'field_kinds'), landmarks)
+  assert plain.model.w0 == config.model.w0 and plain.train.num_steps == config.train.num_steps
+  assert methods.config_for_targets(config, {**sparse, **landmarks}).loss.coefficient_smooth == 0
+  config.loss.landmark_field_scale = 0.0
+  off = methods.config_for_targets(config, landmarks)
+  assert off.loss.coefficient_smooth == 0.0 and off.model.w0 == config.model.w0
   # Landmarks alone hold the coefficients by their own magnitude weight; other targets keep it.
   config.loss.landmark_coefficients = 7e-3
   assert methods.config_for_targets(config, landmarks).loss.coefficients == 7e-3

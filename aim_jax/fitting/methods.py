@@ -135,19 +135,27 @@ def fit_method(method: str, config, model: FitModel, targets, workdir: str,
 def config_for_targets(config: ml_collections.ConfigDict, targets
                        ) -> ml_collections.ConfigDict:
   """AIM's settings for these targets: when every target kind is in `loss.field_kinds` (3D
-  markers by default), F_W runs at `model.sparse_w0` with the coefficient-field terms; otherwise
-  (dense targets, 2D landmarks) at `model.w0` without them. With dense targets the peak
-  learning rate is `train.dense_learning_rate` when set (configs/fit.py says why), and with 2D
-  landmarks alone the coefficients' magnitude weight is `loss.landmark_coefficients` when set.
-  With 3D markers the coefficient-field weights are those of `loss.field_reference_markers`
-  markers, scaled by that count over the markers given (`field_weight_scale`), and the fit runs
+  markers by default), F_W runs at `model.sparse_w0` with the coefficient-field terms; when
+  every target is a 2D landmark and `loss.landmark_field_scale` is above 0, F_W runs at
+  `model.w0` with the terms at that fraction of their weights; otherwise (dense targets) at
+  `model.w0` without them. With dense targets the peak learning rate is
+  `train.dense_learning_rate` when set (configs/fit.py says why), and with 2D landmarks alone
+  the coefficients' magnitude weight is `loss.landmark_coefficients` when set. With 3D markers
+  the coefficient-field weights are those of `loss.field_reference_markers` markers, scaled by
+  that count over the markers given (`field_weight_scale`), and the fit runs
   `train.marker_steps` at `train.marker_learning_rate` when they are set."""
   config = ml_collections.ConfigDict(config.to_dict())
   if 'dense' in targets and config.train.get('dense_learning_rate'):
     config.train.learning_rate = float(config.train.dense_learning_rate)
-  if set(targets) == {'landmarks'} and config.loss.get('landmark_coefficients') is not None:
+  landmarks_alone = set(targets) == {'landmarks'}
+  if landmarks_alone and config.loss.get('landmark_coefficients') is not None:
     config.loss.coefficients = float(config.loss.landmark_coefficients)
-  if fit_lib.field_terms_apply(fit_lib.kinds_of(config, 'field_kinds'), targets):
+  kinds = fit_lib.kinds_of(config, 'field_kinds')
+  landmark_scale = float(config.loss.get('landmark_field_scale') or 0.0)
+  if landmarks_alone and landmark_scale > 0:
+    config.loss.field_kinds = ','.join(sorted(set(kinds) | {'landmarks'}))
+    scale = landmark_scale
+  elif fit_lib.field_terms_apply(kinds, targets):
     if config.train.get('marker_steps'):
       config.train.num_steps = int(config.train.marker_steps)
     if config.train.get('marker_learning_rate'):
@@ -155,11 +163,10 @@ def config_for_targets(config: ml_collections.ConfigDict, targets
     if config.model.get('sparse_w0'):
       config.model.w0 = float(config.model.sparse_w0)
     scale = field_weight_scale(config, targets)
-    config.loss.coefficient_smooth = float(config.loss.coefficient_smooth) * scale
-    config.loss.coefficient_shrink = float(config.loss.coefficient_shrink) * scale
   else:
-    config.loss.coefficient_smooth = 0.0
-    config.loss.coefficient_shrink = 0.0
+    scale = 0.0
+  config.loss.coefficient_smooth = float(config.loss.coefficient_smooth) * scale
+  config.loss.coefficient_shrink = float(config.loss.coefficient_shrink) * scale
   return config
 
 
@@ -205,33 +212,6 @@ def observation_noise(config: ml_collections.ConfigDict) -> Dict[str, float]:
           'landmarks': float(config.noise.landmarks_px)}
 
 
-LANDMARK_FIELD_SCALES = '0,1'  # The coefficient-field terms off / on.
-
-
-def landmark_field_choice(config: ml_collections.ConfigDict, method: str, targets
-                          ) -> Optional[ml_collections.ConfigDict]:
-  """The config of AIM's held-out choice of the coefficient-field terms for 2D landmarks, or
-  None where it does not apply.
-
-  From one camera's landmarks the terms help some faces and cost others (README: ICT identity
-  1 gains 30 %, identity 0 and the synthetic actor lose), and held-out landmarks tell which.
-  So an AIM fit to landmarks alone, with `cv.folds` 0, `cv.landmark_field_folds` >= 2 and
-  landmarks not already in `loss.field_kinds`, cross-validates the terms off and on (scales 0
-  and 1, at `model.w0`: landmarks keep the dense frequency) and keeps the better.
-  """
-  folds = int(config.cv.get('landmark_field_folds', 0))
-  kinds = fit_lib.kinds_of(config, 'field_kinds')
-  if (method != 'aim' or set(targets) != {'landmarks'} or int(config.cv.folds) >= 2
-      or folds < 2 or 'landmarks' in kinds):
-    return None
-  config = ml_collections.ConfigDict(config.to_dict())
-  config.loss.field_kinds = ','.join(kinds + ('landmarks',))
-  config.model.sparse_w0 = float(config.model.w0)
-  config.cv.folds = folds
-  config.cv.scales = LANDMARK_FIELD_SCALES
-  return config
-
-
 def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: str,
                       log: Optional[Callable[[str], None]] = print) -> tuple:
   """`fit_method_chunks` plus k-fold held-out markers / landmarks (`config.cv`).
@@ -239,15 +219,13 @@ def fit_with_held_out(method: str, config, model: FitModel, targets, workdir: st
   With `cv.folds` >= 2 and sparse targets, every scale of `cv.scales` is cross-validated (fits
   under `workdir/<method>/cv/`, resumable), the scale with the lowest held-out error is kept and
   the method is fitted once more on every observation with it. Without, this is
-  `fit_method_chunks`, except for AIM fits to landmarks alone, which choose the coefficient-field
-  terms by held-out landmarks (`landmark_field_choice`).
+  `fit_method_chunks`.
 
   Returns:
     (`fit_method_chunks` of the fit on every observation, held-out report or None): {'folds',
     'seed', 'scales', 'chosen_scale', 'held_out': {kind: summary} of the chosen scale,
     'per_scale': [...]}. (The folds' fits are held in memory, `fit_method`.)
   """
-  config = landmark_field_choice(config, method, targets) or config
   folds = int(config.cv.folds)
   if folds < 2 or not any(k in cross_validation.SPARSE_KINDS for k in targets):
     return fit_method_chunks(method, config, model, targets, workdir, log), None

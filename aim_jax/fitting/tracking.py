@@ -17,8 +17,8 @@ data terms (mm^2; 2D residuals converted at the point's depth; robust penalties 
 reweighted least squares, or by pseudo-observations in `solve_frame_linear`), the coefficient
 magnitude (at its own weight, `tracking.coefficients`: a lone frame has no network and no
 other frames to hold its regions' coefficients) and the temporal term toward the previous
-frame's coefficients and transforms. The coefficient-field terms of marker fits shape A(c),
-which tracking keeps frozen, so they are left out.
+frame's coefficients and transforms. The coefficient-field terms of marker and landmark fits
+shape A(c), which tracking keeps frozen, so they are left out.
 
 Two solvers, both one jitted call per frame: `solve_frame_linear` for 3D targets without a head
 pose (x is linear in the coefficients and affine in the jaw's rotation and translation, so the

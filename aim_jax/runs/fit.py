@@ -90,14 +90,16 @@ def check_config(config: ml_collections.ConfigDict):
       raise ValueError(f'train.{name} must be >= 0 (0: all), got {config.train[name]}')
   for variant in ('global', config.model.variant):
     fit_lib.fit_spec(config, 1, variant)  # Activation, variant and sizes.
-  for name in ('folds', 'landmark_field_folds'):
-    folds = int(config.cv.get(name, 0))
-    if folds < 0 or folds == 1:
-      raise ValueError(f'cv.{name} must be 0 (off) or >= 2, got {folds}')
+  folds = int(config.cv.folds)
+  if folds < 0 or folds == 1:
+    raise ValueError(f'cv.folds must be 0 (off) or >= 2, got {folds}')
   methods_lib.parse_scales(config.cv.scales)
   for name in ('markers_mm', 'landmarks_px'):
     if not float(config.noise[name]) >= 0:
       raise ValueError(f'noise.{name} must be >= 0, got {config.noise[name]}')
+  scale = float(config.loss.get('landmark_field_scale', 0.0))
+  if not 0.0 <= scale < float('inf'):
+    raise ValueError(f'loss.landmark_field_scale must be >= 0 (0: off), got {scale}')
   refinement.check_settings(config)
   if int(config.train.get('marker_steps', 0)) < 0:
     raise ValueError(f'train.marker_steps must be >= 0 (0: train.num_steps), got '

@@ -326,7 +326,7 @@ def test_cli_ctrl_c_stops_cleanly_and_resumes(tmp_path):
     ({'methods': 'aim,blendshapes'}, 'blendshapes'),
     ({'cv.folds': 1}, 'cv.folds must be 0'),
     ({'cv.scales': '1,lots'}, 'cv.scales must be'),
-    ({'cv.landmark_field_folds': 1}, 'cv.landmark_field_folds must be 0'),
+    ({'loss.landmark_field_scale': -0.1}, 'loss.landmark_field_scale must be'),
     ({'train.spike_clip': -3.0}, 'train.spike_clip must be 0'),
     ({'train.spike_clip': 0.5}, 'train.spike_clip must be 0'),
     ({'noise.markers_mm': -0.3}, 'noise.markers_mm must be'),
