@@ -21,7 +21,6 @@ import ablate_jobs  # experiments/ablate_jobs.py, beside this file.
 import distributed_flags  # experiments/distributed_flags.py, beside this file.
 import jax
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from aim_jax import distributed
 from aim_jax import workdir as workdir_lib
@@ -29,10 +28,9 @@ from aim_jax.ablation import report as report_lib
 from aim_jax.ablation import runner
 from aim_jax.ablation import studies as studies_lib
 from aim_jax.data import load_actor_source
-from aim_jax.runs.errors import one_line_errors, run_main
+from aim_jax.runs.errors import define_config_file, one_line_errors, run_main
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/ablate.py',
-                                          'Ablation configuration file.', lock_config=True)
+_CONFIG = define_config_file('config', 'configs/ablate.py', 'Ablation configuration file.')
 _STUDY = flags.DEFINE_string('study', 'all',
                              'all, or some of activation,losses,hidden,baselines.')
 _ACTOR = flags.DEFINE_string('actor', 'synthetic',

@@ -13,13 +13,12 @@ AIM fits.
 """
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from aim_jax.runs import compare_generic
-from aim_jax.runs.errors import one_line_errors, run_main
+from aim_jax.runs.errors import define_config_file, one_line_errors, run_main
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/compare_generic.py',
-                                          'Comparison configuration file.', lock_config=True)
+_CONFIG = define_config_file('config', 'configs/compare_generic.py',
+                             'Comparison configuration file.')
 _ACTOR_DIR = flags.DEFINE_string('actor_dir', None, 'A prepared ICT actor folder.',
                                  required=True)
 _MODEL_DIR = flags.DEFINE_string('model_dir', None, 'A model directory of that actor.',

@@ -12,13 +12,11 @@ accept it.
 """
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from aim_jax.runs import edit as edit_run
-from aim_jax.runs.errors import one_line_errors, run_main
+from aim_jax.runs.errors import define_config_file, one_line_errors, run_main
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/edit.py',
-                                          'Edit configuration file.', lock_config=True)
+_CONFIG = define_config_file('config', 'configs/edit.py', 'Edit configuration file.')
 _MODEL_DIR = flags.DEFINE_string('model_dir', None, 'The model to edit (a model workdir).',
                                  required=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the edited model goes (new).',

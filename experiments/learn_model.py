@@ -8,14 +8,12 @@ A rerun with the same workdir resumes from its last checkpoint.
 """
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from aim_jax.data import load_actor_source
 from aim_jax.runs import learn as learn_run
-from aim_jax.runs.errors import one_line_errors, run_main
+from aim_jax.runs.errors import define_config_file, one_line_errors, run_main
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/learn_demo.py',
-                                          'Learning configuration file.', lock_config=True)
+_CONFIG = define_config_file('config', 'configs/learn_demo.py', 'Learning configuration file.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where checkpoints and outputs go.',
                                required=True)
 _ACTOR = flags.DEFINE_string('actor', 'synthetic', '"synthetic" or an actor folder.')

@@ -10,14 +10,12 @@ Then: python experiments/learn_model.py --config=configs/learn.py --actor=actors
 """
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from aim_jax import prepare
-from aim_jax.runs.errors import one_line_errors, run_main
+from aim_jax.runs.errors import define_config_file, one_line_errors, run_main
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/ict_actor.py',
-                                          'Actor preparation configuration file.',
-                                          lock_config=True)
+_CONFIG = define_config_file('config', 'configs/ict_actor.py',
+                             'Actor preparation configuration file.')
 _SOURCE = flags.DEFINE_enum('source', 'ict', ['synthetic', 'ict', 'folder'], 'Actor source.')
 _OUT = flags.DEFINE_string('out', None, 'The actor folder to write.', required=True)
 _FOLDER = flags.DEFINE_string('folder', None, 'For --source=folder: the actor folder to read.')

@@ -20,13 +20,11 @@ renders/strip.png and renders/retarget.gif.
 """
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from aim_jax.runs import retarget as retarget_run
-from aim_jax.runs.errors import one_line_errors, run_main
+from aim_jax.runs.errors import define_config_file, one_line_errors, run_main
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/retarget.py',
-                                          'Retargeting configuration file.', lock_config=True)
+_CONFIG = define_config_file('config', 'configs/retarget.py', 'Retargeting configuration file.')
 _SOURCE_MODEL = flags.DEFINE_string('source_model', None, 'The source actor\'s model workdir.',
                                     required=True)
 _TARGET_MODEL = flags.DEFINE_string('target_model', None, 'The target actor\'s model workdir.',

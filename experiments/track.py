@@ -11,13 +11,11 @@ Writes track.npz (frames, jaws, per-frame latency) and report.json.
 """
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from aim_jax.runs import track as track_run
-from aim_jax.runs.errors import one_line_errors, run_main
+from aim_jax.runs.errors import define_config_file, one_line_errors, run_main
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/track.py',
-                                          'Tracking configuration file.', lock_config=True)
+_CONFIG = define_config_file('config', 'configs/track.py', 'Tracking configuration file.')
 _MODEL_DIR = flags.DEFINE_string('model_dir', None, 'A learn_model.py workdir.', required=True)
 _TARGETS = flags.DEFINE_string('targets', 'synthetic',
                                '"synthetic", a folder of OBJ/PLY frames, or an npz.')

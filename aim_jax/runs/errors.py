@@ -14,6 +14,7 @@ import sys
 from typing import Callable, Sequence
 
 from absl import app, flags
+from ml_collections import config_flags
 
 from aim_jax import train_loop
 from aim_jax import workdir as workdir_lib
@@ -56,6 +57,24 @@ def _config_problem(err: BaseException) -> str:
   return lines[0] if lines else type(err).__name__
 
 
+def _override_problem(err: BaseException, name: str = 'config') -> str:
+  """The one line for `--<name>.*` overrides that name a field the config does not have."""
+  overrides = [a.split('=')[0] for a in sys.argv[1:] if a.startswith(f'--{name}.')]
+  return (f'error: a config override names a field the config does not have '
+          f'({", ".join(overrides) or "?"}: {str(err).strip(chr(34) + chr(39))})')
+
+
+def define_config_file(name: str, default: str, help_string: str):
+  """`config_flags.DEFINE_config_file` (locked), ending the program with one line when an
+  override names a field the config does not have. Without `--<name>` on the command line the
+  default file is loaded here, at definition, with the overrides applied (with it, the file
+  loads in `run_main`, which says the same)."""
+  try:
+    return config_flags.DEFINE_config_file(name, default, help_string, lock_config=True)
+  except (AttributeError, KeyError, TypeError) as err:
+    raise SystemExit(_override_problem(err, name)) from None
+
+
 def run_main(main: Callable, config_flags_names: Sequence[str] = ('config',)):
   """`app.run(main)` with one-line errors for the configuration too: a missing or broken config
   file, or a `--config.*` override naming a field the config does not have."""
@@ -80,10 +99,7 @@ def run_main(main: Callable, config_flags_names: Sequence[str] = ('config',)):
   except (AttributeError, KeyError, TypeError) as err:
     if parsed:
       raise
-    overrides = [a.split('=')[0] for a in sys.argv[1:] if a.startswith('--config.')]
-    raise SystemExit(f'error: a config override names a field the config does not have '
-                     f'({", ".join(overrides) or "?"}: {str(err).strip(chr(34) + chr(39))})'
-                     ) from None
+    raise SystemExit(_override_problem(err)) from None
   except Exception as err:  # noqa: BLE001 (config files can raise anything while loading)
     if parsed:
       raise

@@ -278,6 +278,8 @@ def _one_line_error(run, pattern):
 @pytest.mark.parametrize('args,pattern', [
     (['--config=configs/learn_test.py', '--config.train.nonsense=3'],
      'names a field the config does not have'),
+    # Without --config the default file is loaded when the flag is defined, overrides applied.
+    (['--config.train.nonsense=3'], 'names a field the config does not have'),
     (['--config=configs/no_such_config.py'], 'No such file'),
     (['--config=configs/learn_test.py', '--config.train.log_every=0'],
      'train.log_every must be'),
