@@ -72,6 +72,8 @@ def define_config_file(name: str, default: str, help_string: str):
   try:
     return config_flags.DEFINE_config_file(name, default, help_string, lock_config=True)
   except (AttributeError, KeyError, TypeError) as err:
+    if not any(a.startswith(f'--{name}.') for a in sys.argv[1:]):
+      raise  # The default file itself is broken: not the user's override.
     raise SystemExit(_override_problem(err, name)) from None
 
 
