@@ -51,6 +51,14 @@ def get_config():
   # instead of `num_steps` and `learning_rate` when set (`configs/fit_fast.py`: 1,500 at 2e-2).
   config.train.marker_steps = 0
   config.train.marker_learning_rate = 0.0
+  # With 2D landmarks alone, at most this many steps (0: `num_steps`). One camera leaves depth
+  # to the priors, and a longer fit matches the image better and the depth worse: ICT
+  # identities 0 / 1 at 2 px, 60 frames, 700 / 1,000 / 1,500 / 2,000 / 3,000 steps: 1.101 /
+  # 1.149 / 1.221 / 1.292 / 1.395 mm and 1.370 / 1.312 / 1.299 / 1.349 / 1.457 (6,000: 1.731);
+  # the synthetic actor at 1 px 0.450 / 0.456 / 0.483 / 0.514 / 0.589. Its whole 100-frame
+  # sequence wants more (1,000 / 1,500 / 2,000 / 3,000: 0.348 / 0.328 / 0.316 / 0.304 mm), so
+  # 2,000; ICT-like captures gain 3-11 % at 1,000 (README).
+  config.train.landmark_steps = 2000
   config.train.warmup_steps = 50
   config.train.final_lr_fraction = 0.05
   # Gradients above this many times their running mean norm are scaled down to it (0: off;

@@ -113,7 +113,16 @@ def test_aim_settings_depend_on_the_targets(actor):
   assert plain.loss.coefficient_smooth == pytest.approx(5.0 * scale)
   assert plain.loss.coefficient_shrink == pytest.approx(config.loss.coefficient_shrink * scale)
   assert fit_lib.field_terms_apply(fit_lib.kinds_of(plain, 'field_kinds'), landmarks)
-  assert plain.model.w0 == config.model.w0 and plain.train.num_steps == config.train.num_steps
+  assert plain.model.w0 == config.model.w0
+  # Landmarks alone run at most train.landmark_steps (0: num_steps); other targets num_steps.
+  config.train.num_steps, config.train.landmark_steps = 40, 7
+  assert methods.config_for_targets(config, landmarks).train.num_steps == 7
+  for other in (sparse, {**sparse, **landmarks}, dense):
+    assert methods.config_for_targets(config, other).train.num_steps == 40
+  config.train.landmark_steps = 100  # A cap: a shorter general budget is kept.
+  assert methods.config_for_targets(config, landmarks).train.num_steps == 40
+  config.train.landmark_steps = 0
+  assert methods.config_for_targets(config, landmarks).train.num_steps == 40
   assert methods.config_for_targets(config, {**sparse, **landmarks}).loss.coefficient_smooth == 0
   config.loss.landmark_field_scale = 0.0
   off = methods.config_for_targets(config, landmarks)

@@ -159,6 +159,7 @@ def test_aim_fits_dense_targets_with_the_refinement_through_the_methods(tmp_path
     ('held_out', 1.0, r'refine.held_out must be in \(0, 1\)'),
     ('choice_frames', 0, 'refine.choice_frames must be >= 1'),
     ('train.marker_steps', -5, 'train.marker_steps must be >= 0'),
+    ('train.landmark_steps', -1, 'train.landmark_steps must be >= 0'),
     ('train.marker_learning_rate', -1.0, 'train.marker_learning_rate must be >= 0'),
 ])
 def test_bad_fast_fitting_settings_are_refused_in_one_line(key, value, message):

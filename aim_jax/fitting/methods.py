@@ -140,9 +140,10 @@ def config_for_targets(config: ml_collections.ConfigDict, targets
   `model.w0` with the terms at that fraction of their weights; otherwise (dense targets) at
   `model.w0` without them. With dense targets the peak learning rate is
   `train.dense_learning_rate` when set (configs/fit.py says why), and with 2D landmarks alone
-  the coefficients' magnitude weight is `loss.landmark_coefficients` when set. With 3D markers
-  the coefficient-field weights are those of `loss.field_reference_markers` markers, scaled by
-  that count over the markers given (`field_weight_scale`), and the fit runs
+  the coefficients' magnitude weight is `loss.landmark_coefficients` when set and the fit runs
+  at most `train.landmark_steps` (a longer fit matches the image better and the depth worse).
+  With 3D markers the coefficient-field weights are those of `loss.field_reference_markers`
+  markers, scaled by that count over the markers given (`field_weight_scale`), and the fit runs
   `train.marker_steps` at `train.marker_learning_rate` when they are set."""
   config = ml_collections.ConfigDict(config.to_dict())
   if 'dense' in targets and config.train.get('dense_learning_rate'):
@@ -150,6 +151,8 @@ def config_for_targets(config: ml_collections.ConfigDict, targets
   landmarks_alone = set(targets) == {'landmarks'}
   if landmarks_alone and config.loss.get('landmark_coefficients') is not None:
     config.loss.coefficients = float(config.loss.landmark_coefficients)
+  if landmarks_alone and config.train.get('landmark_steps'):
+    config.train.num_steps = min(int(config.train.num_steps), int(config.train.landmark_steps))
   kinds = fit_lib.kinds_of(config, 'field_kinds')
   landmark_scale = float(config.loss.get('landmark_field_scale') or 0.0)
   if landmarks_alone and landmark_scale > 0:

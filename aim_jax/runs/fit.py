@@ -101,6 +101,9 @@ def check_config(config: ml_collections.ConfigDict):
   if not 0.0 <= scale < float('inf'):
     raise ValueError(f'loss.landmark_field_scale must be >= 0 (0: off), got {scale}')
   refinement.check_settings(config)
+  if int(config.train.get('landmark_steps', 0)) < 0:
+    raise ValueError(f'train.landmark_steps must be >= 0 (0: train.num_steps), got '
+                     f'{config.train.landmark_steps}')
   if int(config.train.get('marker_steps', 0)) < 0:
     raise ValueError(f'train.marker_steps must be >= 0 (0: train.num_steps), got '
                      f'{config.train.marker_steps}')
