@@ -28,6 +28,11 @@ def get_config():
   # 16 / 32 regions 1.19 / 1.09 / 1.29 / 1.38x and 1.35 / 1.30 / 1.39 / 1.36x (27-38 ms per frame
   # at 8 regions, 77 at 16, ~200 at 32); 1 region 2.27x on seed 2.
   config.tracking.landmark_regions = 8
+  # The calibration's step budget with 2D landmarks alone (configs/fit.py's is 2,000): a short
+  # segment fitted longer matches the image better and the depth worse, and the tracked frames
+  # inherit its frozen F_W. Demo seeds 1 / 2, 20 calibration frames, tracked / batch fit at
+  # 500 / 1,000 / 2,000 steps: 1.14 / 1.17 / 1.33x and 1.00 / 0.99 / 1.06x (README).
+  config.train.landmark_steps = 1000
   config.tracking.points = 0  # Target points per kind the solve uses (0: all).
   # The coefficient-magnitude weight of a tracked frame's own solve (the batch fit's is
   # loss.coefficients, 1e-4): a lone frame has no network and no other frames to hold its
