@@ -101,12 +101,10 @@ def check_config(config: ml_collections.ConfigDict):
   if not 0.0 <= scale < float('inf'):
     raise ValueError(f'loss.landmark_field_scale must be >= 0 (0: off), got {scale}')
   refinement.check_settings(config)
-  if int(config.train.get('landmark_steps', 0)) < 0:
-    raise ValueError(f'train.landmark_steps must be >= 0 (0: train.num_steps), got '
-                     f'{config.train.landmark_steps}')
-  if int(config.train.get('marker_steps', 0)) < 0:
-    raise ValueError(f'train.marker_steps must be >= 0 (0: train.num_steps), got '
-                     f'{config.train.marker_steps}')
+  for name in ('landmark_steps', 'marker_steps'):
+    if int(config.train.get(name, 0)) < 0:
+      raise ValueError(f'train.{name} must be >= 0 (0: train.num_steps), got '
+                       f'{config.train[name]}')
   if not float(config.train.get('marker_learning_rate', 0.0)) >= 0:
     raise ValueError(f'train.marker_learning_rate must be >= 0 (0: train.learning_rate), got '
                      f'{config.train.marker_learning_rate}')
