@@ -8,6 +8,13 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/tiny.py for sub-folders.
 
+# One on-disk XLA compilation cache for every process of a test run (the xdist workers and the
+# command-line subprocesses the tests start, which inherit the environment): the tests compile
+# the same small programs over and over. Set before JAX is imported; a user's own setting wins.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '.pytest_cache', 'jax'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
+
 from tiny import make_tiny_actor  # noqa: E402
 
 from aim_jax.anatomy import constraints as constraints_lib  # noqa: E402

@@ -26,6 +26,14 @@ def actor():
   return synthetic.make_synthetic_actor(resolution=24)
 
 
+@pytest.fixture(autouse=True)
+def no_persistent_cache():
+  """Compiles for real: a hit in the suite's on-disk cache (conftest.py) logs no compilation."""
+  jax.config.update('jax_enable_compilation_cache', False)
+  yield
+  jax.config.update('jax_enable_compilation_cache', True)
+
+
 @contextlib.contextmanager
 def count_compilations():
   """Yields a Counter {jitted function name: XLA compilations} filled while the block runs."""
