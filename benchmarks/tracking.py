@@ -48,6 +48,8 @@ _OUTLIER_MM = flags.DEFINE_float('outlier_mm', 5.0, 'How far (mm) the outliers a
 _ICT_MODEL_DIR = flags.DEFINE_string('ict_model_dir', None, 'A model learned on an ICT actor.')
 _ICT_TARGETS = flags.DEFINE_string('ict_targets', None, "The ICT actor's performance.npz "
                                    '(targets and ground truth).')
+_DELAYS = flags.DEFINE_list('delays', ['0'], 'tracking.delay_frames values tracked per case '
+                            '(one calibration each, one batch fit per case).')
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/tracking.json', 'Result file.')
 
 
@@ -74,28 +76,37 @@ def _noisy_sequence(model_dir, seed, noise_mm, folder, outlier_fraction=0.0, out
 
 
 def run_case(name, model_dir, targets, ground_truth, kind, seed, folder, loss=None):
-  """Batch fit and tracking of one case (`loss`: overrides of config.loss for both); the
-  tracker's report with the batch fit's errors."""
-  fit = fit_config.get_config()
-  fit.methods = 'aim'
-  track = track_config.get_config()
-  for config in (fit, track):
+  """Batch fit and tracking of one case (`loss`: overrides of config.loss for both), once per
+  `--delays` value (`tracking.delay_frames`); the tracker's reports with the batch fit's errors.
+  """
+  def configured(config):
     config.synthetic.kind = kind
     config.synthetic.seed = seed
     config.loss.update(loss or {})
-  fit_dir, track_dir = os.path.join(folder, name, 'fit'), os.path.join(folder, name, 'track')
+    return config
+
+  fit = configured(fit_config.get_config())
+  fit.methods = 'aim'
+  fit_dir = os.path.join(folder, name, 'fit')
   fit_run.run_fit(fit, model_dir, targets, fit_dir, ground_truth=ground_truth, log=None)
-  report = track_run.run_track(track, model_dir, targets, track_dir, ground_truth=ground_truth,
-                               batch_fit=fit_dir, log=None)
-  row = {'case': name, 'tracked_frames': report['num_frames'] - report['calibration_frames'],
-         'calibration_frames': report['calibration_frames'],
-         'latency_ms': report['latency_ms'], 'compile_s': report['compile_seconds'],
-         'tracked_error_mm': report['error_mm']['tracked'],
-         'batch_error_mm': report['batch_fit_error_mm']['tracked'],
-         'ratio': report['tracked_over_batch'], 'tracking': report['config']['tracking'],
-         'robust': [report['config']['loss']['robust'], report['config']['loss']['robust_scale']]}
-  print(json.dumps(row), flush=True)
-  return row
+  rows = []
+  for delay in _DELAYS.value:
+    track = configured(track_config.get_config())
+    track.tracking.delay_frames = int(delay)
+    report = track_run.run_track(track, model_dir, targets,
+                                 os.path.join(folder, name, f'track_delay{delay}'),
+                                 ground_truth=ground_truth, batch_fit=fit_dir, log=None)
+    rows.append({
+        'case': name, 'tracked_frames': report['num_frames'] - report['calibration_frames'],
+        'calibration_frames': report['calibration_frames'],
+        'delay_frames': report['delay_frames'],
+        'latency_ms': report['latency_ms'], 'compile_s': report['compile_seconds'],
+        'tracked_error_mm': report['error_mm']['tracked'],
+        'batch_error_mm': report['batch_fit_error_mm']['tracked'],
+        'ratio': report['tracked_over_batch'], 'tracking': report['config']['tracking'],
+        'robust': [report['config']['loss']['robust'], report['config']['loss']['robust_scale']]})
+    print(json.dumps(rows[-1]), flush=True)
+  return rows
 
 
 def main(argv):
@@ -114,10 +125,10 @@ def main(argv):
         if outliers:
           loss = {'robust': 'huber', 'robust_scale': 3.0 * _NOISE_MM.value}
           name = f'{name[:-1]}, {fraction:.0%} moved {_OUTLIER_MM.value:g} mm, Huber)'
-      rows.append(run_case(name, _MODEL_DIR.value, targets, truth, kind, int(seed), folder,
+      rows.extend(run_case(name, _MODEL_DIR.value, targets, truth, kind, int(seed), folder,
                            loss))
     if _ICT_MODEL_DIR.value:
-      rows.append(run_case(f'ICT {os.path.basename(os.path.dirname(_ICT_TARGETS.value))} dense',
+      rows.extend(run_case(f'ICT {os.path.basename(os.path.dirname(_ICT_TARGETS.value))} dense',
                            _ICT_MODEL_DIR.value, _ICT_TARGETS.value, _ICT_TARGETS.value,
                            'dense', 1, folder))
   result = {'machine': {'platform': platform.platform(), 'cpu_count': os.cpu_count(),
@@ -127,11 +138,12 @@ def main(argv):
   os.makedirs(os.path.dirname(_OUT.value), exist_ok=True)
   with open(_OUT.value, 'w') as f:
     json.dump(result, f, indent=1)
-  print('| case | latency median / p95 | tracked error | batch fit, same frames | ratio |')
-  print('|---|---|---|---|---|')
+  print('| case | delay | latency median / p95 | tracked error | batch fit, same frames | ratio |')
+  print('|---|---|---|---|---|---|')
   for r in rows:
-    print(f"| {r['case']} | {r['latency_ms']['median']:.1f} / {r['latency_ms']['p95']:.1f} ms | "
-          f"{r['tracked_error_mm']:.4f} mm | {r['batch_error_mm']:.4f} mm | {r['ratio']:.2f} |")
+    print(f"| {r['case']} | {r['delay_frames']} | {r['latency_ms']['median']:.1f} / "
+          f"{r['latency_ms']['p95']:.1f} ms | {r['tracked_error_mm']:.4f} mm | "
+          f"{r['batch_error_mm']:.4f} mm | {r['ratio']:.2f} |")
 
 
 if __name__ == '__main__':

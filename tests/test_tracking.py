@@ -309,3 +309,23 @@ def test_non_finite_tracked_frames_are_not_written(tmp_path, monkeypatch):
   with pytest.raises(train_loop.Diverged, match='non-finite'):
     track_run.run_track(_config(), model_dir, 'synthetic', workdir, log=None)
   assert not os.path.exists(os.path.join(workdir, 'track.npz'))
+
+
+def test_one_frame_of_delay_averages_each_frame_with_its_neighbours():
+  before = np.zeros(2)
+  unknowns = np.array([[4.0, 1.0], [0.0, 2.0], [8.0, 3.0], [0.0, 4.0]])
+  assert tracking.smooth_unknowns(unknowns, before, 0) is unknowns
+  shown = tracking.smooth_unknowns(unknowns, before, 1)
+  # (1, 2, 1) / 4 with the frame before the first; the last frame (no successor yet) as solved.
+  np.testing.assert_allclose(shown[:, 0], [2.0, 3.0, 4.0, 0.0])
+  # A steady motion is shown where it is: the centred average of a straight line is the line.
+  np.testing.assert_allclose(shown[:, 1], [1.0, 2.0, 3.0, 4.0])
+  # A lone tracked frame has no successor: shown as solved.
+  np.testing.assert_allclose(tracking.smooth_unknowns(unknowns[:1], before, 1), unknowns[:1])
+
+
+def test_delay_frames_is_checked():
+  config = _config()
+  config.tracking.delay_frames = 2
+  with pytest.raises(ValueError, match='delay_frames must be 0 or 1'):
+    tracking.check_settings(config)

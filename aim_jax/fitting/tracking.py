@@ -634,6 +634,24 @@ def check_settings(config: ml_collections.ConfigDict):
     raise ValueError(f'tracking.coefficients must be >= 0, got {t.coefficients}')
   if not float(t.damping) > 0:
     raise ValueError(f'tracking.damping must be > 0, got {t.damping}')
+  if int(t.delay_frames) not in (0, 1):
+    raise ValueError(f'tracking.delay_frames must be 0 or 1, got {t.delay_frames}')
+
+
+def smooth_unknowns(unknowns: np.ndarray, before: np.ndarray, delay: int) -> np.ndarray:
+  """The tracked frames' unknowns (F, N) as a preview `delay` frames behind shows them.
+
+  delay 0: as solved. delay 1: frame j is shown once frame j + 1 is solved, as the centred
+  (1, 2, 1) / 4 average of u_{j-1}, u_j, u_{j+1}: each lone solve fits part of its frame's
+  noise, independently of its neighbours', and the average halves what is left of it at the
+  cost of one frame of delay. `before` (N,) is the frame before the first (the calibration's
+  last); the last frame, with no successor yet, is shown as solved.
+  """
+  if delay == 0 or len(unknowns) < 2:
+    return unknowns
+  padded = np.concatenate([np.asarray(before)[None], unknowns])
+  smoothed = 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+  return np.concatenate([smoothed, unknowns[-1:]])
 
 
 def region_count(config: ml_collections.ConfigDict, targets) -> int:
@@ -661,7 +679,8 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
   (and head transforms with `model.head_pose`) of every frame, plus
   'latency_ms' (F,) the wall time of each tracked frame (its targets to the device, the solve,
   the code back; NaN for calibration frames; the solve is compiled before the first),
-  'calibration_seconds', 'calibration_frames' and 'compile_seconds'.
+  'calibration_seconds', 'calibration_frames', 'compile_seconds' and 'delay_frames' (the
+  tracked frames are as `smooth_unknowns` with `tracking.delay_frames` shows them).
   """
   num_frames = next(iter(targets.values())).num_frames
   count = int(config.tracking.calibration_frames)
@@ -708,6 +727,7 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
     return solve_frame_linear(u, tb, frame_targets, settings,
                               cache['setup'])[0].block_until_ready()
 
+  first = u  # The calibration's last frame, before the first tracked one.
   tick = time.perf_counter()
   solve(count, u)  # Compiles (the live loop starts warm).
   compile_seconds = time.perf_counter() - tick
@@ -720,11 +740,14 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
     if log and (j == count or (j + 1) % 100 == 0 or j + 1 == num_frames):
       log(f'tracked frame {j + 1}/{num_frames}: {latency[-1]:.1f} ms '
           f'(median {np.median(latency):.1f} ms so far)')
-  out = jax.device_get(evaluate_unknowns(tb, jnp.stack(tracked), spec))
+  delay = int(config.tracking.delay_frames)
+  tracked = smooth_unknowns(np.stack(jax.device_get(tracked)), np.asarray(first), delay)
+  out = jax.device_get(evaluate_unknowns(tb, jnp.asarray(tracked), spec))
   result = {k: np.concatenate([np.asarray(cal[k]), np.asarray(out[k])])
             for k in out if k in cal}
   result['latency_ms'] = np.concatenate([np.full(count, np.nan), latency])
   result['calibration_seconds'] = np.asarray(calibration_seconds)
   result['calibration_frames'] = np.asarray(count)
   result['compile_seconds'] = np.asarray(compile_seconds)
+  result['delay_frames'] = np.asarray(delay)
   return result

@@ -44,6 +44,7 @@ def track_report(result: Dict, truth: Optional[Dict], region: np.ndarray, pivot:
       'num_frames': int(result['frames'].shape[0]), 'calibration_frames': count,
       'calibration_seconds': float(result['calibration_seconds']),
       'compile_seconds': float(result['compile_seconds']),
+      'delay_frames': int(result['delay_frames']),
       'latency_ms': {'mean': float(latency.mean()), 'median': float(np.median(latency)),
                      'p95': float(np.percentile(latency, 95)), 'max': float(latency.max())},
   }
@@ -69,7 +70,8 @@ def format_report(report: Dict) -> str:
   lines = [f'tracked {report["num_frames"] - report["calibration_frames"]} frames after '
            f'{report["calibration_frames"]} calibration frames ({report["calibration_seconds"]:.1f}'
            f' s; compile {report["compile_seconds"]:.1f} s): latency median {lat["median"]:.1f} '
-           f'ms, p95 {lat["p95"]:.1f} ms']
+           f'ms, p95 {lat["p95"]:.1f} ms'
+           + (f', shown {report["delay_frames"]} frame behind' if report['delay_frames'] else '')]
   if 'error_mm' in report:
     e = report['error_mm']
     line = f'error: calibration {e["calibration"]:.4f} mm, tracked {e["tracked"]:.4f} mm'
