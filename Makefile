@@ -1,7 +1,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Test processes (pytest-xdist; each test file runs whole on one of them): two keep both cores
-# of a 2-core machine busy (558 tests in 8-9 min with the shared compilation cache, against 11-14 min in one process; README).
+# of a 2-core machine busy (558 tests in 8-9 min with the shared compilation cache, against
+# 11-14 min in one process; README).
 TEST_WORKERS ?= 2
 
 $(PY):

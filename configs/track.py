@@ -48,7 +48,8 @@ def get_config():
   # Frames a live preview shows each tracked frame behind (0 or 1): with 1, frame j is shown
   # once frame j + 1 is solved, as the (1, 2, 1) / 4 average of its solve and its neighbours'
   # (`tracking.smooth_unknowns`), which halves what is left of each lone solve's noise. Demo
-  # seed 2 with 0.2 mm of noise, tracked / batch fit, delay 0 / 1: 1.33 / 1.15x; noise-free
-  # dense seeds 1 / 2: 0.98 / 1.04x and 0.90 / 0.96x; 150 markers 1.08 / 1.09x, 1.05 / 1.07x.
+  # seed 2 with 0.2 mm of noise, tracked / batch fit, delay 0 / 1: 1.33 / 1.16x (held-out noise
+  # seeds 1 / 3: 1.36 / 1.17x, 1.44 / 1.27x); noise-free dense seeds 1 / 2: 0.98 / 1.04x and
+  # 0.90 / 0.96x; 150 markers 1.08 / 1.09x, 1.05 / 1.07x (benchmarks/results/tracking_delay.json).
   config.tracking.delay_frames = 1
   return config

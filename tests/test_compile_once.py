@@ -29,9 +29,10 @@ def actor():
 @pytest.fixture(autouse=True)
 def no_persistent_cache():
   """Compiles for real: a hit in the suite's on-disk cache (conftest.py) logs no compilation."""
+  enabled = jax.config.jax_enable_compilation_cache
   jax.config.update('jax_enable_compilation_cache', False)
   yield
-  jax.config.update('jax_enable_compilation_cache', True)
+  jax.config.update('jax_enable_compilation_cache', enabled)
 
 
 @contextlib.contextmanager

@@ -727,7 +727,7 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
     return solve_frame_linear(u, tb, frame_targets, settings,
                               cache['setup'])[0].block_until_ready()
 
-  first = u  # The calibration's last frame, before the first tracked one.
+  calibrated = u  # The calibration's last frame: the one before the first tracked frame.
   tick = time.perf_counter()
   solve(count, u)  # Compiles (the live loop starts warm).
   compile_seconds = time.perf_counter() - tick
@@ -741,7 +741,7 @@ def track_sequence(config: ml_collections.ConfigDict, spec: model_lib.FitSpec,
       log(f'tracked frame {j + 1}/{num_frames}: {latency[-1]:.1f} ms '
           f'(median {np.median(latency):.1f} ms so far)')
   delay = int(config.tracking.delay_frames)
-  tracked = smooth_unknowns(np.stack(jax.device_get(tracked)), np.asarray(first), delay)
+  tracked = smooth_unknowns(np.stack(jax.device_get(tracked)), np.asarray(calibrated), delay)
   out = jax.device_get(evaluate_unknowns(tb, jnp.asarray(tracked), spec))
   result = {k: np.concatenate([np.asarray(cal[k]), np.asarray(out[k])])
             for k in out if k in cal}
